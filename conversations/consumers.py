@@ -1,0 +1,299 @@
+"""The conversation socket: one per open conversation page.
+
+It parses and validates frames, hands sends to the generation code, and relays what the
+conversation's group publishes as HTML fragments. It owns no generation: closing it stops
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.http import Http404
+
+from conversations import frames
+from conversations.db import db
+from conversations.forms import EditForm, SendForm
+from conversations.generation import generation_launch, generation_prepare
+from conversations.groups import control_group, stream_group
+from conversations.models import Conversation, Message
+from conversations.ownership import aget_conversation_for_user
+from conversations.prompting import reply_request
+from conversations.turns import (
+    Turn,
+    TurnRefused,
+    lost_replies_sweep,
+    reply_fail,
+    turn_edit,
+    turn_regenerate,
+    turn_send,
+)
+
+logger = logging.getLogger(__name__)
+
+# A frame carries one message and a few form fields; anything much larger is refused unread.
+FRAME_OVERHEAD = 4096
+# How long to wait for a running reply's state before asking again.
+SYNC_RETRY_SECONDS = 2.0
+
+
+class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+    conversation: Conversation
+    # For each streaming reply this socket shows: the last delta sequence number applied, or
+    # None while waiting for the generation's state (deltas are held until it arrives).
+    _shown: dict[int, int | None]
+    _held: dict[int, list[dict[str, Any]]]
+    _asked_at: dict[int, float]
+
+    async def connect(self) -> None:
+        self._shown, self._held, self._asked_at = {}, {}, {}
+        self._watchdog: asyncio.Task[None] | None = None
+        user = self.scope.get("user")
+        conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
+        try:
+            self.conversation = await aget_conversation_for_user(user, conversation_id)
+        except Http404:
+            await self.close()  # refused before accept: the handshake fails with 403
+            return
+        # Join first, then read the database: whatever happens after this is heard. The page
+        # (or, on a reconnect, the page as it was) may have missed frames before it: replace
+        # its messages with the database's, then ask running replies for their text so far.
+        await self.channel_layer.group_add(stream_group(conversation_id), self.channel_name)
+        await self.accept()
+        snapshot, streaming = await _snapshot(self.conversation)
+        await self.send(snapshot)
+        for reply_id in streaming:
+            await self._request_state(reply_id)
+
+    async def disconnect(self, code: int) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        if hasattr(self, "conversation"):
+            await self.channel_layer.group_discard(
+                stream_group(self.conversation.pk), self.channel_name
+            )
+
+    # --- frames from the browser ---------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None:
+            await self.send(frames.error_frame("This connection only takes text frames."))
+            return
+        if len(text_data) > settings.CHAT_MAX_MESSAGE_CHARS + FRAME_OVERHEAD:
+            await self.send(frames.error_frame("That message is too long to send."))
+            return
+        try:
+            data = json.loads(text_data)
+        except json.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict):
+            await self.send(frames.error_frame("The message could not be read. Reload the page."))
+            return
+        data.pop("HEADERS", None)
+        action = data.get("action")
+        handler = {
+            "send": self._send_message,
+            "edit": self._edit_message,
+            "regenerate": self._regenerate,
+            "stop": self._stop,
+        }.get(action if isinstance(action, str) else "")
+        if handler is None:
+            await self.send(frames.error_frame("Unknown action. Reload the page."))
+            return
+        await handler(data)
+
+    async def _send_message(self, data: dict[str, Any]) -> None:
+        form = SendForm(data)
+        if not form.is_valid():
+            await self.send(frames.error_frame(_first_error(form.errors)))
+            return
+        content = form.cleaned_data["content"]
+        started = await self._start_turn(turn_send, content=content)
+        if started:
+            await self.send(frames.composer_reset_frame())
+
+    async def _edit_message(self, data: dict[str, Any]) -> None:
+        form = EditForm(data)
+        if not form.is_valid():
+            await self.send(frames.error_frame(_first_error(form.errors)))
+            return
+        await self._start_turn(turn_edit, content=form.cleaned_data["content"])
+
+    async def _regenerate(self, data: dict[str, Any]) -> None:
+        await self._start_turn(turn_regenerate)
+
+    async def _stop(self, data: dict[str, Any]) -> None:
+        # Whichever worker runs the reply hears this through the channel layer. The reply's id
+        # makes a late Stop (replayed after a reconnect) harmless to a newer reply.
+        reply_id = data.get("message_id")
+        if not isinstance(reply_id, str | int) or not str(reply_id).isdigit():
+            await self.send(frames.error_frame("Nothing to stop."))
+            return
+        await self.channel_layer.group_send(
+            control_group(self.conversation.pk),
+            {"type": "generation.stop", "message_id": int(reply_id)},
+        )
+
+    async def _start_turn(self, action: Any, **kwargs: Any) -> bool:
+        try:
+            turn: Turn = await db(action)(conversation=self.conversation, **kwargs)
+        except TurnRefused as refused:
+            await self.send(frames.error_frame(str(refused)))
+            return False
+        except ValidationError as invalid:
+            await self.send(frames.error_frame(" ".join(invalid.messages)))
+            return False
+        await turn_announce_and_start(self.conversation.pk, turn)
+        return True
+
+    # --- events from the conversation's group --------------------------------------------------
+
+    async def turn_started(self, event: dict[str, Any]) -> None:
+        if event["reply_id"] in self._shown:
+            return  # this socket's snapshot already had the turn
+        self._shown[event["reply_id"]] = 0  # a new reply: nothing shown, nothing missed
+        html = await db(frames.turn_started_frame)(
+            self.conversation.pk, event["message_ids"], event["removed_ids"]
+        )
+        await self.send(html)
+        self._ensure_watchdog()
+
+    async def generation_delta(self, event: dict[str, Any]) -> None:
+        reply_id = event["message_id"]
+        if reply_id not in self._shown:
+            await self._request_state(reply_id)
+        shown = self._shown[reply_id]
+        if shown is None:
+            self._held.setdefault(reply_id, []).append(event)
+        elif event["seq"] == shown + 1:
+            self._shown[reply_id] = event["seq"]
+            await self.send(frames.delta_frame(event))
+        elif event["seq"] > shown + 1:
+            # A delta went missing (a full channel, a layer hiccup): start again from the state.
+            self._held[reply_id] = [event]
+            await self._request_state(reply_id)
+
+    async def generation_state(self, event: dict[str, Any]) -> None:
+        reply_id = event["message_id"]
+        if self._shown.get(reply_id, 0) is not None:
+            return  # not asked for, or already answered
+        html = await db(frames.state_frame)(reply_id, event["content"], event["thinking"])
+        self._shown[reply_id] = event["seq"]
+        if html:
+            await self.send(html)
+        for held in self._held.pop(reply_id, []):
+            await self.generation_delta(held)
+
+    async def generation_finished(self, event: dict[str, Any]) -> None:
+        reply_id = event["message_id"]
+        self._shown.pop(reply_id, None)
+        self._held.pop(reply_id, None)
+        html = await db(frames.finished_frame)(reply_id)
+        if html:
+            await self.send(html)
+
+    async def conversation_renamed(self, event: dict[str, Any]) -> None:
+        html = await db(frames.renamed_frame)(event["conversation_id"])
+        if html:
+            await self.send(html)
+
+    # --- a reply already streaming when this socket joined --------------------------------
+
+    async def _request_state(self, reply_id: int) -> None:
+        self._shown[reply_id] = None
+        self._asked_at[reply_id] = asyncio.get_running_loop().time()
+        await self.channel_layer.group_send(
+            control_group(self.conversation.pk),
+            {"type": "generation.sync", "message_id": reply_id, "reply_to": self.channel_name},
+        )
+        self._ensure_watchdog()
+
+    def _ensure_watchdog(self) -> None:
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.create_task(self._watch_for_lost_replies())
+
+    async def _watch_for_lost_replies(self) -> None:
+        """A reply whose worker died sends nothing more. Once its lease runs out, show it as
+        interrupted instead of leaving the page waiting for ever."""
+        interval = min(SYNC_RETRY_SECONDS, settings.CHAT_STREAM_LEASE_SECONDS / 2)
+        last_check = asyncio.get_running_loop().time()
+        while self._shown:
+            await asyncio.sleep(interval)
+            now = asyncio.get_running_loop().time()
+            for reply_id, shown in list(self._shown.items()):
+                # No state yet: the request may have gone nowhere; ask again.
+                if shown is None and now - self._asked_at.get(reply_id, now) >= SYNC_RETRY_SECONDS:
+                    await self._request_state(reply_id)
+            if now - last_check < settings.CHAT_STREAM_LEASE_SECONDS / 2:
+                continue
+            last_check = now
+            for reply_id in list(self._shown):
+                status = await _status_after_sweep(self.conversation.pk, reply_id)
+                if status != Message.Status.STREAMING and reply_id in self._shown:
+                    await self.generation_finished({"message_id": reply_id})
+
+
+async def turn_announce_and_start(conversation_id: int, turn: Turn) -> None:
+    """Tell every socket of the conversation about the new messages, then start the reply."""
+    layer = get_channel_layer()
+    message_ids = [m.pk for m in (turn.user_message, turn.reply) if m is not None]
+    announcement = {
+        "type": "turn.started",
+        "reply_id": turn.reply.pk,
+        "message_ids": message_ids,
+        "removed_ids": turn.removed_ids,
+    }
+    try:
+        request = await db(_reply_request)(conversation_id, turn.reply.pk)
+    except Exception:
+        logger.exception("Could not prepare reply %s", turn.reply.pk)
+        await db(reply_fail)(turn.reply.pk, "The reply could not be prepared.")
+        await layer.group_send(stream_group(conversation_id), announcement)
+        await layer.group_send(
+            stream_group(conversation_id),
+            {"type": "generation.finished", "message_id": turn.reply.pk},
+        )
+        return
+    # Listening before anyone hears of the reply: a stop or sync sent at once is not lost.
+    generation = await generation_prepare(
+        conversation_id=conversation_id, reply_id=turn.reply.pk, request=request
+    )
+    await layer.group_send(stream_group(conversation_id), announcement)
+    generation_launch(generation)
+
+
+def _reply_request(conversation_id: int, reply_id: int) -> Any:
+    conversation = Conversation.objects.select_related("model").get(pk=conversation_id)
+    reply = Message.objects.get(pk=reply_id)
+    return reply_request(conversation, reply)
+
+
+@db
+def _snapshot(conversation: Conversation) -> tuple[str, list[int]]:
+    lost_replies_sweep(conversation_id=conversation.pk)
+    streaming = list(
+        Message.objects.filter(
+            conversation_id=conversation.pk, status=Message.Status.STREAMING
+        ).values_list("id", flat=True)
+    )
+    return frames.snapshot_frame(conversation), streaming
+
+
+@db
+def _status_after_sweep(conversation_id: int, reply_id: int) -> str | None:
+    lost_replies_sweep(conversation_id=conversation_id)
+    return Message.objects.filter(pk=reply_id).values_list("status", flat=True).first()
+
+
+def _first_error(errors: Any) -> str:
+    for messages in errors.values():
+        for message in messages:
+            return str(message)
+    return "The message could not be sent."

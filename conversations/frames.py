@@ -1,0 +1,93 @@
+"""The HTML fragments the conversation socket sends, rendered from templates/conversations/
+frames.html. Functions that read the database are synchronous; the consumer wraps them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.template.loader import render_to_string
+
+from conversations.models import Conversation, Message
+from conversations.selectors import conversation_state
+
+FRAMES = "conversations/frames.html"
+
+
+def render_frame(name: str, context: dict[str, Any]) -> str:
+    return render_to_string(f"{FRAMES}#{name}", context)
+
+
+def error_frame(text: str) -> str:
+    return render_frame("error", {"chat_error": text})
+
+
+def composer_reset_frame() -> str:
+    return render_frame("composer_reset", {})
+
+
+def delta_frame(event: dict[str, Any]) -> str:
+    context = dict(event)
+    if event.get("thinking_started"):
+        # The thinking block appears with its first text.
+        context["message"] = Message(
+            id=event["message_id"],
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.STREAMING,
+            thinking=event["thinking"],
+        )
+    return render_frame("delta", context)
+
+
+def snapshot_frame(conversation: Conversation) -> str:
+    """Everything below the header as the database has it now: what a socket sends when it
+    (re)connects, because the page may have missed frames before that."""
+    return render_frame("snapshot", conversation_state(conversation))
+
+
+def turn_started_frame(conversation_id: int, message_ids: list[int], removed_ids: list[int]) -> str:
+    new_messages = list(
+        Message.objects.filter(conversation_id=conversation_id, id__in=message_ids)
+        .prefetch_related("images")
+        .order_by("created_at", "id")
+    )
+    return render_frame("turn_started", {"new_messages": new_messages, "removed_ids": removed_ids})
+
+
+def state_frame(message_id: int, content: str, thinking: str) -> str | None:
+    """The reply as it is now, from the generation's memory (fresher than the checkpoint)."""
+    message = Message.objects.filter(pk=message_id).first()
+    if message is None:
+        return None
+    if message.is_streaming:
+        message.content, message.thinking = content, thinking
+    return render_frame("message", {"message": message, "busy": message.is_streaming})
+
+
+def finished_frame(message_id: int) -> str | None:
+    message = Message.objects.filter(pk=message_id).first()
+    if message is None:
+        return None
+    last_user = (
+        Message.objects.filter(
+            conversation_id=message.conversation_id, role=Message.Role.USER, id__lt=message.pk
+        )
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    return render_frame(
+        "finished",
+        {
+            "message": message,
+            "last_user": last_user,
+            "last_user_id": last_user.pk if last_user else None,
+            "last_reply_id": message.pk,
+            "chat_error": message.error if message.is_failed else "",
+        },
+    )
+
+
+def renamed_frame(conversation_id: int) -> str | None:
+    conversation = Conversation.objects.filter(pk=conversation_id).only("id", "title").first()
+    if conversation is None:
+        return None
+    return render_frame("renamed", {"conversation": conversation})

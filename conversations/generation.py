@@ -1,0 +1,358 @@
+"""A reply being generated: read from Ollama, published to every socket, saved to the database.
+
+A generation is an asyncio task of the worker that started it, not of any socket: closing a tab
+does not stop it. It publishes batched deltas to the conversation's group, answers sync requests
+from sockets that join mid-reply with its state so far, obeys stop requests from any socket (on
+any worker, through the channel layer), checkpoints the reply about once a second with a lease
+that says its writer is alive, and writes the outcome once at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections.abc import Awaitable, Coroutine
+from contextlib import aclosing, suppress
+from typing import Any
+
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.conf import settings
+
+from conversations.db import db
+from conversations.groups import control_group, stream_group
+from conversations.models import Message
+from conversations.ollama import ChatChunk, OllamaClient, OllamaError, get_client
+from conversations.prompting import ReplyRequest
+from conversations.titles import title_after_first_reply
+from conversations.turns import new_lease
+
+logger = logging.getLogger(__name__)
+
+# Chunks arriving within this window go out as one frame; the first chunk goes at once.
+BATCH_SECONDS = 0.03
+CHECKPOINT_SECONDS = 1.0
+
+
+class Generation:
+    def __init__(
+        self,
+        *,
+        conversation_id: int,
+        reply_id: int,
+        request: ReplyRequest,
+        client: OllamaClient,
+        layer: BaseChannelLayer,
+    ) -> None:
+        self.conversation_id = conversation_id
+        self.reply_id = reply_id
+        self.request = request
+        self.client = client
+        self.layer = layer
+        # Everything received, and the part of it already published (seq deltas so far).
+        self.content: list[str] = []
+        self.thinking: list[str] = []
+        self.published_content = ""
+        self.published_thinking = ""
+        self.seq = 0
+        self.final: ChatChunk | None = None
+        self.stop_requested = False
+        self.row_lost = False
+        self._pending = asyncio.Event()
+        self._closing = False
+        self._reader: asyncio.Task[None] | None = None
+        self._control = ""
+
+    # --- the life of a reply -----------------------------------------------------------------
+
+    async def subscribe(self) -> None:
+        """Listen for stop and sync requests. Done before the turn is announced, so a socket
+        that hears of the reply can already reach its generation."""
+        self._control = await self.layer.new_channel()
+        await self.layer.group_add(control_group(self.conversation_id), self._control)
+
+    async def run(self) -> None:
+        control = self._control
+        helpers = [
+            asyncio.create_task(self._listen(control)),
+            asyncio.create_task(self._checkpoints()),
+        ]
+        publisher = asyncio.create_task(self._publish())
+        self._reader = asyncio.create_task(self._read())
+        status, error = Message.Status.COMPLETE, ""
+        shutting_down = False
+        try:
+            await self._reader
+        except asyncio.CancelledError:
+            if self.stop_requested or self.row_lost:
+                status = Message.Status.STOPPED
+            else:  # this task itself was cancelled: the worker is shutting down
+                shutting_down = True
+                self._reader.cancel()
+                status, error = Message.Status.INTERRUPTED, _SHUTDOWN_MESSAGE
+        except OllamaError as exc:
+            status, error = Message.Status.ERROR, str(exc)
+            logger.info("Reply %s failed: %s (%s)", self.reply_id, exc, exc.detail)
+        except Exception:
+            logger.exception("Reply %s failed unexpectedly", self.reply_id)
+            status, error = Message.Status.ERROR, "Something went wrong on the server."
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            self._closing = True
+            self._pending.set()
+            with suppress(asyncio.CancelledError):
+                await publisher
+            await self._quietly(
+                self.layer.group_discard(control_group(self.conversation_id), control)
+            )
+        try:
+            saved = await self._save_outcome(status, error)
+        finally:
+            # Even when saving failed, sockets re-read the reply instead of waiting for ever.
+            await self._quietly(
+                self.layer.group_send(
+                    stream_group(self.conversation_id),
+                    {"type": "generation.finished", "message_id": self.reply_id},
+                )
+            )
+        if saved and status == Message.Status.COMPLETE:
+            # The user never waits for the title: it arrives later, pushed to the sidebar.
+            _spawn(
+                title_after_first_reply(
+                    conversation_id=self.conversation_id, client=self.client, layer=self.layer
+                ),
+                name=f"title-{self.conversation_id}",
+            )
+        if shutting_down:
+            raise asyncio.CancelledError
+
+    async def _read(self) -> None:
+        request = self.request
+        chunks = self.client.chat_stream(
+            model=request.model,
+            messages=request.messages,
+            options=request.options,
+            keep_alive=request.keep_alive,
+            think=request.think,
+        )
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                if chunk.thinking:
+                    self.thinking.append(chunk.thinking)
+                if chunk.content:
+                    self.content.append(chunk.content)
+                if chunk.thinking or chunk.content:
+                    self._pending.set()
+                if chunk.done:
+                    self.final = chunk
+
+    async def _quietly(self, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except Exception:
+            logger.warning("Reply %s: channel layer call failed", self.reply_id, exc_info=True)
+
+    def stop(self) -> None:
+        self.stop_requested = True
+        if self._reader is not None:
+            # Leaving the stream closes the HTTP response, which makes Ollama stop.
+            self._reader.cancel()
+
+    # --- publishing --------------------------------------------------------------------------
+
+    async def _publish(self) -> None:
+        while True:
+            await self._pending.wait()
+            self._pending.clear()
+            await self._flush()
+            if self._closing:
+                return
+            await asyncio.sleep(BATCH_SECONDS)
+
+    async def _flush(self) -> None:
+        content = "".join(self.content)
+        thinking = "".join(self.thinking)
+        content_delta = content[len(self.published_content) :]
+        thinking_delta = thinking[len(self.published_thinking) :]
+        if not content_delta and not thinking_delta:
+            return
+        self.seq += 1
+        event = {
+            "type": "generation.delta",
+            "message_id": self.reply_id,
+            "seq": self.seq,
+            "content": content_delta,
+            "thinking": thinking_delta,
+            "first": self.seq == 1,
+            "content_started": bool(content_delta) and not self.published_content,
+            "thinking_started": bool(thinking_delta) and not self.published_thinking,
+        }
+        self.published_content, self.published_thinking = content, thinking
+        # A lost delta costs viewers some text until the final frame, never the saved reply.
+        await self._quietly(self.layer.group_send(stream_group(self.conversation_id), event))
+
+    async def _listen(self, control: str) -> None:
+        while True:
+            try:
+                message: dict[str, Any] = await self.layer.receive(control)
+            except Exception:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # being cancelled: a layer may turn that into another error
+                # The channel layer (Redis) hiccuped: keep listening, or Stop would be lost.
+                logger.warning("Reply %s: receive failed", self.reply_id, exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            if message.get("message_id") != self.reply_id:
+                continue  # meant for another reply of this conversation (a late frame)
+            kind = message.get("type")
+            if kind == "generation.stop":
+                self.stop()
+            elif kind == "generation.sync":
+                await self._quietly(
+                    self.layer.send(
+                        message["reply_to"],
+                        {
+                            "type": "generation.state",
+                            "message_id": self.reply_id,
+                            "seq": self.seq,
+                            "content": self.published_content,
+                            "thinking": self.published_thinking,
+                        },
+                    )
+                )
+
+    # --- saving ------------------------------------------------------------------------------
+
+    async def _checkpoints(self) -> None:
+        saved = (0, 0)
+        last_write = time.monotonic()
+        while True:
+            await asyncio.sleep(CHECKPOINT_SECONDS)
+            now = (len(self.content), len(self.thinking))
+            # Renew the lease well before it runs out even while nothing arrives (model load).
+            if (
+                now == saved
+                and time.monotonic() - last_write < settings.CHAT_STREAM_LEASE_SECONDS / 4
+            ):
+                continue
+            try:
+                updated = await _checkpoint(
+                    self.reply_id, "".join(self.content), "".join(self.thinking)
+                )
+            except Exception:
+                logger.warning("Reply %s: checkpoint failed", self.reply_id, exc_info=True)
+                continue
+            saved, last_write = now, time.monotonic()
+            if not updated:
+                # Deleted with its conversation, or swept: nobody needs the rest of it.
+                self.row_lost = True
+                self.stop()
+                return
+
+    async def _save_outcome(self, status: str, error: str) -> bool:
+        final = self.final
+        fields: dict[str, Any] = {
+            "content": "".join(self.content),
+            "thinking": "".join(self.thinking),
+            "status": status,
+            "error": error,
+            "lease_expires_at": None,
+            "history_dropped": self.request.history_dropped,
+        }
+        if final is not None:
+            metrics = final.metrics
+            fields.update(
+                done_reason=final.done_reason or "",
+                prompt_eval_count=metrics.prompt_eval_count,
+                eval_count=metrics.eval_count,
+                total_duration=metrics.total_duration,
+                load_duration=metrics.load_duration,
+                prompt_eval_duration=metrics.prompt_eval_duration,
+                eval_duration=metrics.eval_duration,
+            )
+        for attempt in range(3):
+            try:
+                return await _finish(self.reply_id, fields)
+            except Exception:
+                logger.warning(
+                    "Reply %s: saving failed (try %s)", self.reply_id, attempt + 1, exc_info=True
+                )
+                await asyncio.sleep(1 + attempt)
+        logger.error("Reply %s could not be saved; the lease sweep will mark it", self.reply_id)
+        return False
+
+
+_SHUTDOWN_MESSAGE = (
+    "The server was restarted while this reply was being written; the text so far is kept. "
+    "Press Regenerate to try again."
+)
+
+
+@db
+def _checkpoint(reply_id: int, content: str, thinking: str) -> bool:
+    return bool(
+        Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
+            content=content, thinking=thinking, lease_expires_at=new_lease()
+        )
+    )
+
+
+@db
+def _finish(reply_id: int, fields: dict[str, Any]) -> bool:
+    return bool(
+        Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(**fields)
+    )
+
+
+# --- starting and stopping ---------------------------------------------------------------------
+
+
+async def generation_prepare(
+    *, conversation_id: int, reply_id: int, request: ReplyRequest
+) -> Generation:
+    """A generation listening for stop and sync requests, not yet running: announce the turn,
+    then ``generation_launch`` it."""
+    layer: BaseChannelLayer | None = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("CHANNEL_LAYERS is not configured")
+    generation = Generation(
+        conversation_id=conversation_id,
+        reply_id=reply_id,
+        request=request,
+        client=get_client(),
+        layer=layer,
+    )
+    await generation.subscribe()
+    return generation
+
+
+def generation_launch(generation: Generation) -> None:
+    """Run on this worker's event loop; the task outlives whoever launched it."""
+    _spawn(generation.run(), name=f"reply-{generation.reply_id}")
+
+
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def _spawn(work: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+    """A task that belongs to the worker, not to whoever started it. It runs in a fresh
+    context: it must not inherit a request's asgiref executor, which is gone once that request
+    ends while the work goes on. The worker keeps a reference until it is done."""
+    task = asyncio.create_task(work, name=name, context=contextvars.Context())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return task
+
+
+async def generations_interrupt() -> None:
+    """At shutdown: end every reply of this worker, saving it as interrupted."""
+    # A reply that finishes meanwhile may start a title task: repeat until none is left.
+    while _tasks:
+        tasks = list(_tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,29 @@
+"""What a worker does when daphne shuts it down."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from conversations.generation import generations_interrupt
+from conversations.ollama import close_client
+
+
+async def worker_shutdown() -> None:
+    """Save every reply this worker is writing as interrupted, then close the Ollama pool."""
+    await generations_interrupt()
+    await close_client()
+
+
+def on_daphne_shutdown() -> None:
+    """Daphne runs on Twisted's asyncio reactor and has no ASGI lifespan: ask the reactor to run
+    worker_shutdown before it stops."""
+    if "twisted.internet.reactor" not in sys.modules:
+        return
+    from twisted.internet import defer, reactor
+
+    def shutdown() -> defer.Deferred[None]:
+        return defer.Deferred.fromFuture(asyncio.ensure_future(worker_shutdown()))
+
+    # zope interface methods have no self, which confuses mypy.
+    reactor.addSystemEventTrigger("before", "shutdown", shutdown)  # type: ignore[arg-type]

@@ -1,0 +1,123 @@
+"""What Ollama receives for a reply: system prompt, history that fits the context, options.
+
+Token counts are estimated (about four characters a token): the app has no tokenizer for every
+model, and an estimate that errs on the long side keeps the latest message from being cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from conversations.models import Conversation, LanguageModel, Message, SystemPrompt
+from conversations.ollama import ChatMessage
+from conversations.ollama.types import KeepAlive
+
+CHARS_PER_TOKEN = 4
+TOKENS_PER_MESSAGE = 4  # the role markers a chat template adds around each message
+TOKENS_PER_IMAGE = 768
+
+
+@dataclass(frozen=True)
+class ReplyRequest:
+    model: str
+    messages: list[ChatMessage]
+    options: dict[str, Any]
+    keep_alive: KeepAlive | None
+    think: bool | None
+    history_dropped: int
+
+
+def estimate_tokens(message: ChatMessage) -> int:
+    text = len(message.content) // CHARS_PER_TOKEN + 1
+    return text + TOKENS_PER_MESSAGE + TOKENS_PER_IMAGE * len(message.images)
+
+
+def context_budget(model: LanguageModel, options: dict[str, Any]) -> int:
+    """The context size we plan for and send as ``num_ctx``: the admin's or user's setting,
+    else the model's own length capped by CHAT_DEFAULT_NUM_CTX (a model's maximum context can
+    be far more than the machine's memory allows)."""
+    explicit = options.get("num_ctx")
+    if isinstance(explicit, int | float) and explicit > 0:
+        return int(explicit)
+    return min(model.context_length or settings.CHAT_DEFAULT_NUM_CTX, settings.CHAT_DEFAULT_NUM_CTX)
+
+
+def system_prompt_text(conversation: Conversation, model: LanguageModel) -> str:
+    """A prompt locked to the model applies to every conversation with it, even one started
+    before the lock; otherwise the conversation keeps the text it started with."""
+    locked = (
+        SystemPrompt.objects.filter(enabled=True, locked=True, default_for_model=model)
+        .prefetch_related("versions")
+        .first()
+    )
+    if locked is not None:
+        version = locked.latest_version()
+        return version.text if version else locked.text
+    return conversation.system_prompt_text
+
+
+def _as_chat_message(message: Message, *, with_images: bool) -> ChatMessage:
+    images: list[bytes] = []
+    if with_images and message.role == Message.Role.USER:
+        for image in message.images.all():
+            with image.file.open("rb") as file:
+                images.append(file.read())
+    # Earlier thinking is left out: models do not need their old reasoning back.
+    if message.role == Message.Role.ASSISTANT:
+        return ChatMessage("assistant", message.content)
+    return ChatMessage("user", message.content, images=images)
+
+
+def _belongs_in_history(message: Message) -> bool:
+    if message.role == Message.Role.USER:
+        return True
+    # A reply that failed before saying anything has nothing for the model to read.
+    return message.role == Message.Role.ASSISTANT and bool(message.content)
+
+
+def reply_request(conversation: Conversation, reply: Message) -> ReplyRequest:
+    """The /api/chat request that produces ``reply`` (the streaming assistant message)."""
+    model = conversation.model
+    if model is None:
+        raise ValueError("the conversation has no model")
+    history = [
+        m
+        for m in conversation.messages.filter(id__lt=reply.id).prefetch_related("images")
+        if _belongs_in_history(m)
+    ]
+    turns = [_as_chat_message(m, with_images=model.supports_vision) for m in history]
+
+    options = {**(model.default_options or {}), **(conversation.options or {})}
+    budget = context_budget(model, options)
+    options["num_ctx"] = budget
+    num_predict = options.get("num_predict")
+    reserve = (
+        int(num_predict)
+        if isinstance(num_predict, int | float) and num_predict > 0
+        else min(2048, budget // 4)
+    )
+
+    system = system_prompt_text(conversation, model)
+    system_messages = [ChatMessage("system", system)] if system else []
+    fixed = sum(estimate_tokens(m) for m in system_messages)
+    dropped = 0
+    # Drop the oldest turns until the rest fits; never the system prompt or the latest message.
+    while len(turns) > 1 and fixed + sum(map(estimate_tokens, turns)) > budget - reserve:
+        turns.pop(0)
+        dropped += 1
+        # Keep the history starting with the user's side of a turn.
+        while len(turns) > 1 and turns[0].role == "assistant":
+            turns.pop(0)
+            dropped += 1
+
+    return ReplyRequest(
+        model=model.name,
+        messages=system_messages + turns,
+        options=options,
+        keep_alive=model.keep_alive_for_request(),
+        think=True if model.supports_thinking else None,
+        history_dropped=dropped,
+    )

@@ -1,0 +1,181 @@
+"""The database side of a turn: the user's message and the reply that will stream into it.
+
+Everything here is synchronous and transactional; generation.py streams the reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from conversations.models import Conversation, LanguageModel, Message
+from conversations.services import message_image_attach
+
+INTERRUPTED_MESSAGE = (
+    "The server stopped while this reply was being written; the text so far is kept. "
+    "Press Regenerate to try again."
+)
+PROVISIONAL_TITLE_LENGTH = 50
+
+
+class TurnRefused(Exception):
+    """The turn cannot start; the message says why, in words for the user."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    reply: Message
+    user_message: Message | None = None
+    removed_ids: list[int] = field(default_factory=list)
+
+
+def new_lease() -> datetime:
+    return timezone.now() + timedelta(seconds=settings.CHAT_STREAM_LEASE_SECONDS)
+
+
+def provisional_title(content: str) -> str:
+    """The first words of the first message, until a generated title replaces it."""
+    flat = " ".join(content.split())
+    if len(flat) <= PROVISIONAL_TITLE_LENGTH:
+        return flat or "New conversation"
+    return flat[: PROVISIONAL_TITLE_LENGTH - 1].rsplit(" ", 1)[0] + "…"
+
+
+def lost_replies_sweep(*, conversation_id: int | None = None) -> list[int]:
+    """Mark streaming replies whose writer is gone (lease ran out) as interrupted."""
+    lost = Message.objects.filter(
+        status=Message.Status.STREAMING, lease_expires_at__lt=timezone.now()
+    )
+    if conversation_id is not None:
+        lost = lost.filter(conversation_id=conversation_id)
+    ids = list(lost.values_list("id", flat=True))
+    if ids:
+        Message.objects.filter(id__in=ids, status=Message.Status.STREAMING).update(
+            status=Message.Status.INTERRUPTED, error=INTERRUPTED_MESSAGE, lease_expires_at=None
+        )
+    return ids
+
+
+def reply_fail(reply_id: int, error: str) -> None:
+    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
+        status=Message.Status.ERROR, error=error, lease_expires_at=None
+    )
+
+
+def _usable_model(conversation: Conversation) -> LanguageModel:
+    model = conversation.model
+    if model is None or not model.enabled:
+        raise TurnRefused(
+            f"The model {conversation.model_name} is no longer offered here: start a new "
+            "conversation with another model."
+        )
+    if not model.installed:
+        raise TurnRefused(
+            f"The model {model.label} is not installed on the Ollama server any more: ask an "
+            "admin to pull it again, or start a new conversation with another model."
+        )
+    return model
+
+
+def _lock_idle(conversation: Conversation) -> Conversation:
+    """Lock the conversation row and check no reply is being written: one at a time."""
+    # of=self: PostgreSQL cannot lock the nullable side of the join to the model.
+    locked = (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("model")
+        .get(pk=conversation.pk)
+    )
+    lost_replies_sweep(conversation_id=locked.pk)
+    if locked.messages.filter(status=Message.Status.STREAMING).exists():
+        raise TurnRefused("A reply is still being written: wait for it, or press Stop.")
+    return locked
+
+
+def _start_reply(conversation: Conversation, model: LanguageModel) -> Message:
+    return Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        model_name=model.name,
+        lease_expires_at=new_lease(),
+    )
+
+
+def turn_send(
+    *, conversation: Conversation, content: str, images: Sequence[UploadedFile[bytes]] = ()
+) -> Turn:
+    """Save the user's message and an empty streaming reply, so a reload at any moment shows
+    the truth. Raises TurnRefused, or ValidationError for an unacceptable image."""
+    with transaction.atomic():
+        locked = _lock_idle(conversation)
+        model = _usable_model(locked)
+        if images and not model.supports_vision:
+            raise TurnRefused(f"{model.label} cannot see images: send text only.")
+        if len(images) > settings.CHAT_MAX_IMAGES_PER_MESSAGE:
+            raise TurnRefused(
+                f"Attach at most {settings.CHAT_MAX_IMAGES_PER_MESSAGE} images to a message."
+            )
+        first = not locked.messages.exists()
+        user_message = Message.objects.create(
+            conversation=locked, role=Message.Role.USER, content=content
+        )
+        for upload in images:
+            message_image_attach(message=user_message, upload=upload)
+        reply = _start_reply(locked, model)
+        locked.updated_at = timezone.now()
+        fields = ["updated_at"]
+        if first:
+            locked.title = provisional_title(content)
+            fields.append("title")
+        locked.save(update_fields=fields)
+    return Turn(reply=reply, user_message=user_message)
+
+
+def turn_regenerate(*, conversation: Conversation) -> Turn:
+    """Replace the last reply with a new one. The old reply is deleted, not kept as a version."""
+    with transaction.atomic():
+        locked = _lock_idle(conversation)
+        model = _usable_model(locked)
+        last = locked.messages.order_by("-created_at", "-id").first()
+        if last is None or last.role != Message.Role.ASSISTANT:
+            raise TurnRefused("There is no reply to regenerate.")
+        removed = [last.pk]
+        last.delete()
+        return Turn(reply=_start_reply(locked, model), removed_ids=removed)
+
+
+def turn_edit(*, conversation: Conversation, content: str) -> Turn:
+    """Change the last user message and answer it again; what followed it is replaced."""
+    with transaction.atomic():
+        locked = _lock_idle(conversation)
+        model = _usable_model(locked)
+        last_user = (
+            locked.messages.filter(role=Message.Role.USER).order_by("-created_at", "-id").first()
+        )
+        if last_user is None:
+            raise TurnRefused("There is no message to edit.")
+        following = locked.messages.filter(id__gt=last_user.pk)
+        removed = list(following.values_list("id", flat=True))
+        following.delete()
+        last_user.content = content
+        last_user.save(update_fields=["content", "updated_at"])
+        return Turn(reply=_start_reply(locked, model), user_message=last_user, removed_ids=removed)
+
+
+def check_content(content: str) -> str:
+    text = content.strip()
+    if not text:
+        raise ValidationError("Write a message first.")
+    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
+        raise ValidationError(
+            f"The message is {len(text):,} characters long; the limit is "
+            f"{settings.CHAT_MAX_MESSAGE_CHARS:,}."
+        )
+    return text

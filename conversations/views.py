@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_GET, require_POST
+
+from conversations.consumers import turn_announce_and_start
+from conversations.export import (
+    FORMATS,
+    export_entries,
+    filename_for,
+    in_batches,
+    transcript_of,
+    zip_stream,
+)
+from conversations.forms import NewConversationForm, RenameForm
+from conversations.importing import ImportRefused, import_upload
+from conversations.models import Conversation
+from conversations.ownership import conversations_of, get_conversation_for_user
+from conversations.selectors import (
+    conversation_state,
+    models_on_offer,
+    prompts_on_offer,
+    sidebar_conversations,
+)
+from conversations.services import conversation_start
+from conversations.turns import Turn, TurnRefused, lost_replies_sweep, turn_send
+
+
+def _sidebar_context(request: HttpRequest, current_id: int | None) -> dict[str, Any]:
+    return {
+        "sidebar_conversations": sidebar_conversations(request.user),
+        "current_id": current_id,
+    }
+
+
+def _new_conversation_context(
+    request: HttpRequest, form: NewConversationForm | None = None, chat_error: str = ""
+) -> dict[str, Any]:
+    models = list(models_on_offer())
+    default = next((m for m in models if m.is_default), models[0] if models else None)
+    selected = form.data.get("model") if form is not None else None
+    return {
+        **_sidebar_context(request, None),
+        "conversation": None,
+        "models": models,
+        "selected_model_id": int(selected)
+        if selected and str(selected).isdigit()
+        else (default.pk if default else None),
+        "prompts": list(prompts_on_offer()),
+        "any_vision": any(m.supports_vision for m in models),
+        "form": form,
+        "chat_error": chat_error,
+    }
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "conversations/chat.html", _new_conversation_context(request))
+
+
+@require_GET
+def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = get_conversation_for_user(request.user, conversation_id)
+    lost_replies_sweep(conversation_id=conversation.pk)
+    context = {
+        **_sidebar_context(request, conversation.pk),
+        "conversation": conversation,
+        **conversation_state(conversation),
+    }
+    return render(request, "conversations/chat.html", context)
+
+
+def _create(request: HttpRequest) -> tuple[Conversation, Turn] | HttpResponse:
+    form = NewConversationForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request, "conversations/chat.html", _new_conversation_context(request, form), status=400
+        )
+    conversation = conversation_start(
+        owner=request.user,  # type: ignore[arg-type]
+        model=form.cleaned_data["model"],
+        system_prompt=form.cleaned_data["system_prompt"],
+    )
+    try:
+        turn = turn_send(
+            conversation=conversation,
+            content=form.cleaned_data["content"],
+            images=request.FILES.getlist("images"),
+        )
+    except (TurnRefused, ValidationError) as refused:
+        conversation.delete()
+        message = str(refused) if isinstance(refused, TurnRefused) else " ".join(refused.messages)
+        context = _new_conversation_context(request, form, chat_error=message)
+        return render(request, "conversations/chat.html", context, status=400)
+    return conversation, turn
+
+
+@require_POST
+def conversation_rename(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = get_conversation_for_user(request.user, conversation_id)
+    form = RenameForm(request.POST)
+    if form.is_valid():
+        conversation.title = form.cleaned_data["title"]
+        conversation.save(update_fields=["title"])
+    return HttpResponseRedirect(reverse("conversation", args=[conversation.pk]))
+
+
+@require_POST
+async def conversation_new(request: HttpRequest) -> HttpResponse:
+    """Start a conversation with its first message, then show it while the reply streams.
+
+    Async, so the reply's generation runs on the server's event loop and outlives this
+    request."""
+    created = await sync_to_async(_create)(request)
+    if isinstance(created, HttpResponse):
+        return created
+    conversation, turn = created
+    await turn_announce_and_start(conversation.pk, turn)
+    return HttpResponseRedirect(reverse("conversation", args=[conversation.pk]))
+
+
+@require_GET
+def conversation_export(request: HttpRequest, conversation_id: int, fmt: str) -> HttpResponse:
+    chosen = FORMATS.get(fmt)
+    if chosen is None:
+        raise Http404("No such export format.")
+    conversation = get_conversation_for_user(request.user, conversation_id)
+    response = HttpResponse(
+        chosen.render(transcript_of(conversation)), content_type=chosen.content_type
+    )
+    response["Content-Disposition"] = content_disposition_header(
+        True, filename_for(conversation, chosen.extension)
+    )
+    return response
+
+
+@require_GET
+def export_all(request: HttpRequest) -> StreamingHttpResponse:
+    """All of the user's conversations as one zip, streamed one conversation at a time."""
+    wanted = request.GET.get("format", "all")
+    formats = list(FORMATS) if wanted == "all" else [wanted]
+    if not set(formats) <= set(FORMATS):
+        raise Http404("No such export format.")
+    conversations = in_batches(conversations_of(request.user))
+    response = StreamingHttpResponse(
+        zip_stream(export_entries(conversations, formats)), content_type="application/zip"
+    )
+    stamp = timezone.now().strftime("%Y-%m-%d")
+    response["Content-Disposition"] = content_disposition_header(True, f"conversations-{stamp}.zip")
+    return response
+
+
+@require_POST
+def conversation_import(request: HttpRequest) -> HttpResponse:
+    """New conversations, owned by the importing user, from a JSON export or a zip of them."""
+    upload = request.FILES.get("file")
+    try:
+        if upload is None:
+            raise ImportRefused("Choose a JSON export (or a zip of them) to import.")
+        imported = import_upload(owner=request.user, upload=upload)  # type: ignore[arg-type]
+    except ImportRefused as refused:
+        context = _new_conversation_context(request, chat_error=f"Nothing was imported: {refused}")
+        return render(request, "conversations/chat.html", context, status=400)
+    return HttpResponseRedirect(reverse("conversation", args=[imported[0].pk]))

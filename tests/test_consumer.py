@@ -1,0 +1,629 @@
+"""The conversation socket, end to end in one process: the real ASGI application, the in-memory
+channel layer, the generation task and the fake Ollama over a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import channel_layers
+from django.contrib.auth.models import User
+from django.db import connections
+from PIL import Image
+
+from conversations import generation
+from conversations.db import db
+from conversations.fake_ollama import FakeOllamaServer, expected_reply
+from conversations.fake_ollama.server import RUNNER_STOPPED
+from conversations.generation import generations_interrupt
+from conversations.models import Conversation, LanguageModel, Message
+from conversations.ollama import close_client
+from tests.conftest import make_user
+from tests.sockets import Tab, session_cookie
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+async def live(settings, fake_ollama: FakeOllamaServer) -> AsyncIterator[FakeOllamaServer]:  # type: ignore[no-untyped-def]
+    settings.OLLAMA_BASE_URL = fake_ollama.url
+    # A fresh channel layer for this test's event loop: a Redis layer's locks belong to one loop.
+    channel_layers.backends.clear()
+    yield fake_ollama
+    await generations_interrupt()
+    await close_client()
+    await channel_layers["default"].flush()
+    channel_layers.backends.clear()
+    # The ORM's worker thread keeps a connection; PostgreSQL will not drop a database in use.
+    await db(connections.close_all)()
+
+
+@pytest.fixture
+def owner() -> User:
+    return make_user("alice")
+
+
+async def new_conversation(owner: User, model: str = "llama3.2:latest", **fields) -> Conversation:  # type: ignore[no-untyped-def]
+    def create() -> Conversation:
+        capabilities = {
+            "qwen3:latest": ["completion", "thinking"],
+            "llava:latest": ["completion", "vision"],
+        }
+        language_model, _ = LanguageModel.objects.get_or_create(
+            name=model,
+            defaults={
+                "enabled": True,
+                "capabilities": capabilities.get(model, ["completion"]),
+                **fields,
+            },
+        )
+        return Conversation.objects.create(owner=owner, model=language_model, model_name=model)
+
+    return await sync_to_async(create)()
+
+
+async def open_tab(conversation: Conversation, user: User) -> Tab:
+    tab = Tab(conversation.pk, cookie=await sync_to_async(session_cookie)(user))
+    assert await tab.connect()
+    return tab
+
+
+async def reply_of(conversation: Conversation) -> Message:
+    return await Message.objects.filter(conversation=conversation, role="assistant").alast()
+
+
+async def wait_for_reply(conversation: Conversation) -> Message:
+    async with asyncio.timeout(5):
+        while (reply := await reply_of(conversation)) is None:
+            await asyncio.sleep(0.01)
+    return reply
+
+
+async def next_reply(conversation: Conversation, after: Message) -> Message:
+    """The reply that replaced or followed ``after``, once it exists."""
+    async with asyncio.timeout(5):
+        while (reply := await reply_of(conversation)).pk == after.pk:
+            await asyncio.sleep(0.01)
+    return reply
+
+
+async def saved_when_done(reply: Message, timeout: float = 10) -> Message:
+    """The reply as saved once it stopped streaming (no socket needed)."""
+    async with asyncio.timeout(timeout):
+        while (saved := await Message.objects.aget(pk=reply.pk)).status == "streaming":
+            await asyncio.sleep(0.02)
+    return saved
+
+
+# --- who may connect ---------------------------------------------------------------------------
+
+
+async def test_anonymous_visitors_are_refused(live, owner) -> None:  # type: ignore[no-untyped-def]
+    conversation = await new_conversation(owner)
+    assert not await Tab(conversation.pk).connect()
+
+
+async def test_another_users_conversation_is_refused(live, owner) -> None:  # type: ignore[no-untyped-def]
+    conversation = await new_conversation(owner)
+    stranger = await sync_to_async(make_user)("mallory")
+    tab = Tab(conversation.pk, cookie=await sync_to_async(session_cookie)(stranger))
+    assert not await tab.connect()
+
+
+async def test_a_foreign_origin_is_refused_even_with_a_session(live, owner) -> None:  # type: ignore[no-untyped-def]
+    conversation = await new_conversation(owner)
+    cookie = await sync_to_async(session_cookie)(owner)
+    assert not await Tab(conversation.pk, cookie=cookie, origin="https://evil.example").connect()
+    assert not await Tab(conversation.pk, cookie=cookie, origin="").connect()
+
+
+# --- a reply, token by token ---------------------------------------------------------------
+
+
+async def test_a_reply_streams_in_several_frames_and_is_saved_exactly(live, owner) -> None:  # type: ignore[no-untyped-def]
+    live.model("llama3.2").tokens_per_second = 100
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    seen = []
+
+    def complete(t: Tab) -> bool:
+        seen.append(t.contents.get(reply.pk, ""))  # what the page shows after each frame
+        return t.statuses.get(reply.pk) == "complete"
+
+    await tab.until(complete)
+
+    expected = expected_reply("llama3.2:latest", [{"role": "user", "content": "Hello there"}])
+    partial_states = {s for s in seen if s and s != expected}
+    assert len(partial_states) >= 3  # the text grew on screen before it was complete
+    assert tab.contents[reply.pk] == expected
+    await reply.arefresh_from_db()
+    assert (reply.status, reply.content, reply.done_reason) == ("complete", expected, "stop")
+    assert reply.eval_count and reply.eval_duration and reply.prompt_eval_count
+    assert reply.lease_expires_at is None
+    user_message = await Message.objects.filter(conversation=conversation, role="user").afirst()
+    assert user_message.content == "Hello there"
+    await tab.close()
+
+
+async def test_the_first_frames_show_the_users_message_and_a_waiting_reply(live, owner) -> None:  # type: ignore[no-untyped-def]
+    live.model("slow").first_token_delay = 1.0
+    conversation = await new_conversation(owner, "slow:latest")
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Are you there?")
+    await tab.until(lambda t: any('data-role="user"' in f for f in t.frames))
+    first = next(f for f in tab.frames if 'data-role="user"' in f)
+    assert any("hx-swap-oob" in f and "composer-input" in f for f in tab.frames)  # cleared
+    assert 'data-role="user"' in first and "Are you there?" in first
+    assert 'data-status="streaming"' in first
+    assert 'data-testid="waiting"' in first  # a model loading is not an error
+    assert 'data-testid="stop"' in first
+    reply = await reply_of(conversation)
+    assert await tab.until_finished(reply.pk) == "complete"
+    await tab.close()
+
+
+async def test_thinking_streams_separately_and_is_saved_apart(live, owner) -> None:  # type: ignore[no-untyped-def]
+    conversation = await new_conversation(owner, "qwen3:latest")
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Why?")
+    reply = await wait_for_reply(conversation)
+    await tab.until_finished(reply.pk)
+    await reply.arefresh_from_db()
+    assert reply.thinking.startswith('The user wrote "Why?"')
+    assert tab.thinking[reply.pk] == reply.thinking
+    assert "The user wrote" not in reply.content
+    [request] = live.requests_to("/api/chat")
+    assert request.body["think"] is True
+
+
+async def test_closing_the_only_tab_does_not_stop_the_reply(live, owner) -> None:  # type: ignore[no-untyped-def]
+    live.model("llama3.2").tokens_per_second = 50
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    await tab.next_frame()
+    await tab.close()
+
+    reply = await saved_when_done(reply, 10)
+    assert reply.status == "complete"
+    assert reply.content == expected_reply(
+        "llama3.2:latest", [{"role": "user", "content": "Hello there"}]
+    )
+
+
+async def test_a_second_tab_sees_the_same_stream_and_can_stop_it(live, owner) -> None:  # type: ignore[no-untyped-def]
+    live.model("llama3.2").tokens_per_second = 40
+    live.model("llama3.2").reply_tokens = 400
+    conversation = await new_conversation(owner)
+    first, second = await open_tab(conversation, owner), await open_tab(conversation, owner)
+
+    await first.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    await second.until(lambda t: len(t.contents.get(reply.pk, "")) > 20)
+    await second.send("stop", message_id=reply.pk)
+
+    assert await first.until_finished(reply.pk) == "stopped"
+    assert await second.until_finished(reply.pk) == "stopped"
+    await reply.arefresh_from_db()
+    assert reply.status == "stopped"
+    assert 20 < len(reply.content) < 400 * 3
+    assert first.contents[reply.pk] == second.contents[reply.pk] == reply.content
+    request = live.requests_to("/api/chat")[0]
+    assert await asyncio.to_thread(live.wait_for, lambda: request.disconnected)
+
+
+async def test_joining_mid_reply_shows_everything_so_far_then_continues_without_gap_or_repeat(
+    live, owner
+) -> None:  # type: ignore[no-untyped-def]
+    live.model("llama3.2").tokens_per_second = 60
+    live.model("llama3.2").reply_tokens = 120
+    conversation = await new_conversation(owner)
+    first = await open_tab(conversation, owner)
+    await first.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    await first.until(lambda t: len(t.contents.get(reply.pk, "")) > 40)
+
+    late = await open_tab(conversation, owner)  # a reload, or another device
+    await late.until_finished(reply.pk)
+    await first.until_finished(reply.pk)
+    await reply.arefresh_from_db()
+    assert late.contents[reply.pk] == reply.content == first.contents[reply.pk]
+    assert late.frames[0].count('id="msg-') >= 1  # it started from a full snapshot
+
+
+async def test_a_second_send_while_streaming_is_refused_and_nothing_interleaves(
+    live, owner
+) -> None:  # type: ignore[no-untyped-def]
+    live.model("llama3.2").tokens_per_second = 30
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="First")
+    reply = await wait_for_reply(conversation)
+    await tab.send("send", content="Second")
+    await tab.until(lambda t: "still being written" in t.error_text())
+    await tab.send("stop", message_id=reply.pk)
+    await tab.until_finished(reply.pk)
+    roles = [m.role async for m in Message.objects.filter(conversation=conversation)]
+    assert roles == ["user", "assistant"]
+
+
+# --- bad frames ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        ("this is not json", "could not be read"),
+        ("[1, 2]", "could not be read"),
+        (json.dumps({"action": "dance"}), "Unknown action"),
+        (json.dumps({"content": "no action"}), "Unknown action"),
+        (json.dumps({"action": "send", "content": "   "}), "Write a message first."),
+        (json.dumps({"action": "send", "content": "x" * 110_000}), "That message is too long"),
+        (json.dumps({"action": "send", "content": "x" * 100_001}), "the limit is 100,000"),
+        (json.dumps({"action": "regenerate"}), "no reply to regenerate"),
+        (json.dumps({"action": "edit", "content": "new"}), "no message to edit"),
+    ],
+)
+async def test_a_bad_frame_gets_an_error_and_the_socket_stays_open(
+    live, owner, frame: str, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send_raw(frame)
+    await tab.until(lambda t: message in t.error_text())
+    # Still open: a good message goes through.
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    assert await tab.until_finished(reply.pk) == "complete"
+
+
+async def test_a_message_over_the_limit_is_refused_with_the_limit(live, owner, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.CHAT_MAX_MESSAGE_CHARS = 10
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="x" * 11)
+    await tab.until(lambda t: "the limit is 10" in t.error_text())
+    assert not await Message.objects.filter(conversation=conversation).aexists()
+
+
+async def test_error_text_is_escaped(live, owner) -> None:  # type: ignore[no-untyped-def]
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="<script>alert(1)</script>")
+    reply = await wait_for_reply(conversation)
+    await tab.until_finished(reply.pk)
+    assert not any("<script>alert(1)" in frame for frame in tab.frames)
+    assert any("&lt;script&gt;alert(1)" in frame for frame in tab.frames)
+
+
+# --- failures --------------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("model", "status", "words", "partial"),
+    [
+        (
+            "mistral:latest",
+            "error",
+            "Model 'mistral:latest' is not installed on the Ollama server.",
+            False,
+        ),
+        ("busy:latest", "error", "Ollama is busy with other requests", False),
+        ("broken:latest", "error", f"Ollama stopped with an error: {RUNNER_STOPPED}", True),
+        (
+            "cutoff:latest",
+            "error",
+            "The connection to Ollama was cut before the reply was finished.",
+            True,
+        ),
+    ],
+)
+async def test_each_failure_is_saved_and_shown_with_what_to_do(
+    live, owner, model, status, words, partial
+) -> None:  # type: ignore[no-untyped-def]
+    conversation = await new_conversation(owner, model)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    assert await tab.until_finished(reply.pk) == status
+    await reply.arefresh_from_db()
+    assert words in reply.error
+    assert words in tab.error_text()
+    assert bool(reply.content) is partial  # the text before the failure is kept
+    assert reply.lease_expires_at is None
+
+
+async def test_a_stalled_reply_is_given_up_after_the_stall_timeout(live, owner, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.OLLAMA_STALL_TIMEOUT = 1
+    await close_client()  # the shared client is rebuilt from the settings
+    conversation = await new_conversation(owner, "stall:latest")
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    assert await tab.until_finished(reply.pk) == "error"
+    await reply.arefresh_from_db()
+    assert "sent nothing for 1 seconds" in reply.error
+    assert reply.content  # the five tokens before the stall
+
+
+async def test_a_dead_ollama_is_reported_with_how_to_start_it(live, owner, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.OLLAMA_BASE_URL = f"http://127.0.0.1:{closed_port()}"
+    await close_client()
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    assert await tab.until_finished(reply.pk) == "error"
+    assert "Ollama is not reachable at http://127.0.0.1:" in tab.error_text()
+    assert "ollama serve" in tab.error_text()
+
+
+# --- regenerate and edit -----------------------------------------------------------------
+
+
+async def test_regenerate_replaces_the_last_reply(live, owner) -> None:  # type: ignore[no-untyped-def]
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    first_reply = await wait_for_reply(conversation)
+    await tab.until_finished(first_reply.pk)
+    await tab.send("regenerate")
+    second = await next_reply(conversation, first_reply)
+    assert await tab.until_finished(second.pk) == "complete"
+    assert any(f'id="msg-{first_reply.pk}" hx-swap-oob="delete"' in f for f in tab.frames)
+    assert [m.role async for m in Message.objects.filter(conversation=conversation)] == [
+        "user",
+        "assistant",
+    ]
+
+
+async def test_edit_changes_the_last_message_and_answers_it_again(live, owner) -> None:  # type: ignore[no-untyped-def]
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    first_reply = await wait_for_reply(conversation)
+    await tab.until_finished(first_reply.pk)
+    await tab.send("edit", content="Goodbye")
+    second = await next_reply(conversation, first_reply)
+    await tab.until_finished(second.pk)
+    await second.arefresh_from_db()
+    assert second.content == expected_reply(
+        "llama3.2:latest", [{"role": "user", "content": "Goodbye"}]
+    )
+    last_request = live.requests_to("/api/chat")[-1].body
+    assert [m["content"] for m in last_request["messages"]] == ["Goodbye"]
+
+
+# --- what is written, and when ----------------------------------------------------------------
+
+
+async def test_writes_do_not_grow_with_the_length_of_the_reply(live, owner, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    calls = {"checkpoint": 0, "finish": 0}
+    original_checkpoint, original_finish = generation._checkpoint, generation._finish
+
+    async def counting_checkpoint(*args):  # type: ignore[no-untyped-def]
+        calls["checkpoint"] += 1
+        return await original_checkpoint(*args)
+
+    async def counting_finish(*args):  # type: ignore[no-untyped-def]
+        calls["finish"] += 1
+        return await original_finish(*args)
+
+    monkeypatch.setattr(generation, "_checkpoint", counting_checkpoint)
+    monkeypatch.setattr(generation, "_finish", counting_finish)
+    live.model("fast").reply_tokens = 5000
+    conversation = await new_conversation(owner, "fast:latest")
+    tab = await open_tab(conversation, owner)
+    started = asyncio.get_running_loop().time()
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    await tab.until_finished(reply.pk, timeout=30)
+    seconds = asyncio.get_running_loop().time() - started
+
+    await reply.arefresh_from_db()
+    assert reply.eval_count == 5000
+    assert calls["finish"] == 1
+    assert calls["checkpoint"] <= seconds / generation.CHECKPOINT_SECONDS + 1
+    # And frames were batched: far fewer than one per token.
+    assert len(tab.frames) < 5000 / 10
+
+
+async def test_a_long_reply_is_checkpointed_while_it_streams(live, owner) -> None:  # type: ignore[no-untyped-def]
+    live.model("llama3.2").tokens_per_second = 40
+    live.model("llama3.2").reply_tokens = 200
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    await asyncio.sleep(2.5)
+    saved = await Message.objects.aget(pk=reply.pk)
+    assert saved.status == "streaming"
+    assert len(saved.content) > 0  # a reload now shows the text so far
+    assert saved.lease_expires_at is not None
+    await tab.send("stop", message_id=reply.pk)
+    await tab.until_finished(reply.pk)
+
+
+async def test_a_history_too_long_for_the_context_is_trimmed_and_the_user_is_told(
+    live, owner
+) -> None:  # type: ignore[no-untyped-def]
+    conversation = await new_conversation(owner)
+
+    def fill() -> None:
+        conversation.options = {"num_ctx": 600}
+        conversation.save()
+        for number in range(6):
+            Message.objects.create(
+                conversation=conversation, role="user", content=f"q{number} " + "q" * 400
+            )
+            Message.objects.create(
+                conversation=conversation, role="assistant", content=f"a{number} " + "a" * 400
+            )
+
+    await sync_to_async(fill)()
+    old_reply = await reply_of(conversation)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    reply = await next_reply(conversation, old_reply)
+    await tab.until_finished(reply.pk)
+
+    sent = live.requests_to("/api/chat")[0].body
+    assert sent["options"]["num_ctx"] == 600
+    assert sent["messages"][-1]["content"] == "Hello there"
+    assert len(sent["messages"]) < 13
+    await reply.arefresh_from_db()
+    assert reply.history_dropped == 13 - len(sent["messages"])
+    assert "earlier messages left out" in tab.frames[-1]
+
+
+async def test_the_new_conversation_form_starts_the_reply_and_opens_the_conversation(
+    live, owner, async_client
+) -> None:  # type: ignore[no-untyped-def]
+    model = await LanguageModel.objects.acreate(
+        name="llama3.2:latest", enabled=True, capabilities=["completion"]
+    )
+    await async_client.aforce_login(owner)
+    response = await async_client.post(
+        "/conversations/new/", {"model": model.pk, "content": "Hello there"}
+    )
+
+    conversation = await Conversation.objects.aget(owner=owner)
+    assert response.status_code == 302
+    assert response["Location"] == f"/conversations/{conversation.pk}/"
+    reply = await wait_for_reply(conversation)
+    reply = await saved_when_done(reply, 5)
+    assert reply.content == expected_reply(
+        "llama3.2:latest", [{"role": "user", "content": "Hello there"}]
+    )
+    # The first words title the conversation until the generated title replaces it.
+    async with asyncio.timeout(5):
+        while (await Conversation.objects.aget(pk=conversation.pk)).title == "Hello there":
+            await asyncio.sleep(0.02)
+    conversation = await Conversation.objects.aget(pk=conversation.pk)
+    assert conversation.title.startswith("Hello from llama3.2:latest! You wrote")
+    assert len(conversation.title) <= 60
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"model": 999, "content": "Hi"}, "That model is not offered"),
+        ({"content": "   "}, "Write a message first."),
+    ],
+)
+async def test_the_new_conversation_form_refuses_bad_input_and_keeps_nothing(
+    live, owner, async_client, fields, words
+) -> None:  # type: ignore[no-untyped-def]
+    model = await LanguageModel.objects.acreate(name="llama3.2:latest", enabled=True)
+    await async_client.aforce_login(owner)
+    response = await async_client.post("/conversations/new/", {"model": model.pk, **fields})
+    assert response.status_code == 400
+    assert words in response.content.decode()
+    assert not await Conversation.objects.aexists()
+
+
+async def test_an_image_for_a_model_that_cannot_see_is_refused(live, owner, async_client) -> None:  # type: ignore[no-untyped-def]
+    model = await LanguageModel.objects.acreate(
+        name="llama3.2:latest", enabled=True, capabilities=["completion"]
+    )
+    await async_client.aforce_login(owner)
+    image = io.BytesIO()
+    Image.new("RGB", (2, 2)).save(image, format="PNG")
+    image.seek(0)
+    image.name = "cat.png"
+    response = await async_client.post(
+        "/conversations/new/", {"model": model.pk, "content": "What?", "images": image}
+    )
+    assert response.status_code == 400
+    assert "cannot see images" in response.content.decode()
+    assert not await Conversation.objects.aexists()
+
+
+async def test_a_vision_model_receives_the_attached_image(live, owner, async_client) -> None:  # type: ignore[no-untyped-def]
+    model = await LanguageModel.objects.acreate(
+        name="llava:latest", enabled=True, capabilities=["completion", "vision"]
+    )
+    await async_client.aforce_login(owner)
+    image = io.BytesIO()
+    Image.new("RGB", (5, 4)).save(image, format="PNG")
+    image.seek(0)
+    image.name = "cat.png"
+    await async_client.post(
+        "/conversations/new/", {"model": model.pk, "content": "What?", "images": image}
+    )
+    conversation = await Conversation.objects.aget(owner=owner)
+    reply = await wait_for_reply(conversation)
+    await saved_when_done(reply)
+    assert (
+        await Message.objects.aget(pk=reply.pk)
+    ).content == "I see 1 image: image 1 is a PNG of 5x4."
+
+
+async def test_a_rename_made_before_the_generated_title_arrives_is_kept(
+    live, owner, async_client
+) -> None:  # type: ignore[no-untyped-def]
+    live.model("slow").first_token_delay = 0.5
+    model = await LanguageModel.objects.acreate(
+        name="slow:latest", enabled=True, capabilities=["completion"]
+    )
+    await async_client.aforce_login(owner)
+    await async_client.post("/conversations/new/", {"model": model.pk, "content": "Hello there"})
+    conversation = await Conversation.objects.aget(owner=owner)
+    reply = await wait_for_reply(conversation)
+    await saved_when_done(reply)
+    await async_client.post(f"/conversations/{conversation.pk}/rename/", {"title": "My own title"})
+    assert await asyncio.to_thread(
+        live.wait_for, lambda: any(r.finished for r in live.requests_to("/api/generate"))
+    )
+    await asyncio.sleep(0.2)
+    assert (await Conversation.objects.aget(pk=conversation.pk)).title == "My own title"
+
+
+async def test_a_stop_for_an_older_reply_does_not_stop_the_current_one(live, owner) -> None:  # type: ignore[no-untyped-def]
+    live.model("llama3.2").tokens_per_second = 40
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    await tab.send("stop", message_id=reply.pk - 100)  # a late frame, replayed after a reconnect
+    await tab.send("stop", message_id="not a number")
+    await tab.until(lambda t: "Nothing to stop" in t.error_text())
+    assert await tab.until_finished(reply.pk) == "complete"
+
+
+async def test_a_reconnecting_tab_is_brought_up_to_date_from_the_database(live, owner) -> None:  # type: ignore[no-untyped-def]
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    await tab.until_finished(reply.pk)
+    await tab.close()
+    # While this tab is away, another device has a whole exchange.
+    other = await open_tab(conversation, owner)
+    await other.send("send", content="Second question")
+    second = await next_reply(conversation, reply)
+    await other.until_finished(second.pk)
+
+    back = await open_tab(conversation, owner)
+    snapshot = await back.next_frame()
+    assert 'id="messages" hx-swap-oob="innerHTML"' in snapshot
+    assert snapshot.count('data-testid="message"') == 4
+    assert "Second question" in snapshot
+    assert back.statuses[second.pk] == "complete"
+    assert 'data-testid="stop"' not in snapshot
+    assert 'data-testid="regenerate"' in snapshot
