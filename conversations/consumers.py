@@ -184,7 +184,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         reply_id = event["message_id"]
         if self._shown.get(reply_id, 0) is not None:
             return  # not asked for, or already answered
-        html = await db(frames.state_frame)(reply_id, event["content"], event["thinking"])
+        html = await db(frames.state_frame)(
+            reply_id, event["content"], event["thinking"], event["committed"]
+        )
         self._shown[reply_id] = event["seq"]
         if html:
             await self.send(html)

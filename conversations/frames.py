@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
 
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_state
@@ -27,13 +28,18 @@ def composer_reset_frame() -> str:
 
 def delta_frame(event: dict[str, Any]) -> str:
     context = dict(event)
-    if event.get("thinking_started"):
-        # The thinking block appears with its first text.
+    # The generation rendered these with render_markdown (sanitized) before publishing them.
+    context["new_blocks"] = mark_safe(event.get("new_blocks", ""))  # noqa: S308
+    context["tail"] = mark_safe(event.get("tail", ""))  # noqa: S308
+    if "thinking_all" in event:
+        # The thinking block appears with its first text, and closes when the answer starts.
+        context["thinking_started"] = True
         context["message"] = Message(
             id=event["message_id"],
             role=Message.Role.ASSISTANT,
             status=Message.Status.STREAMING,
-            thinking=event["thinking"],
+            thinking=event["thinking_all"],
+            content="…" if event.get("answering") else "",
         )
     return render_frame("delta", context)
 
@@ -53,13 +59,15 @@ def turn_started_frame(conversation_id: int, message_ids: list[int], removed_ids
     return render_frame("turn_started", {"new_messages": new_messages, "removed_ids": removed_ids})
 
 
-def state_frame(message_id: int, content: str, thinking: str) -> str | None:
-    """The reply as it is now, from the generation's memory (fresher than the checkpoint)."""
+def state_frame(message_id: int, content: str, thinking: str, committed: int) -> str | None:
+    """The reply as it is now, from the generation's memory (fresher than the checkpoint), split
+    into finished blocks and open tail where the generation splits it, so later deltas fit."""
     message = Message.objects.filter(pk=message_id).first()
     if message is None:
         return None
     if message.is_streaming:
         message.content, message.thinking = content, thinking
+        message.stream_committed = committed  # type: ignore[attr-defined]
     return render_frame("message", {"message": message, "busy": message.is_streaming})
 
 
@@ -87,7 +95,7 @@ def finished_frame(message_id: int) -> str | None:
 
 
 def renamed_frame(conversation_id: int) -> str | None:
-    conversation = Conversation.objects.filter(pk=conversation_id).only("id", "title").first()
+    conversation = Conversation.objects.filter(pk=conversation_id).only("id", "title", "pinned", "archived").first()
     if conversation is None:
         return None
     return render_frame("renamed", {"conversation": conversation})

@@ -25,6 +25,7 @@ from conversations.groups import control_group, stream_group
 from conversations.models import Message
 from conversations.ollama import ChatChunk, OllamaClient, OllamaError, get_client
 from conversations.prompting import ReplyRequest
+from conversations.streaming_markdown import StreamingMarkdown
 from conversations.titles import title_after_first_reply
 from conversations.turns import new_lease
 
@@ -56,6 +57,7 @@ class Generation:
         self.published_content = ""
         self.published_thinking = ""
         self.seq = 0
+        self.markdown = StreamingMarkdown()
         self.final: ChatChunk | None = None
         self.stop_requested = False
         self.row_lost = False
@@ -180,16 +182,23 @@ class Generation:
         if not content_delta and not thinking_delta:
             return
         self.seq += 1
-        event = {
+        event: dict[str, Any] = {
             "type": "generation.delta",
             "message_id": self.reply_id,
             "seq": self.seq,
-            "content": content_delta,
             "thinking": thinking_delta,
             "first": self.seq == 1,
-            "content_started": bool(content_delta) and not self.published_content,
-            "thinking_started": bool(thinking_delta) and not self.published_thinking,
+            "content_changed": bool(content_delta),
         }
+        if content_delta:
+            # Rendered here, once for every viewer, and only the open block again.
+            step = self.markdown.advance(content)
+            event.update(new_blocks=str(step.new_blocks), tail=str(step.tail))
+        thinking_started = bool(thinking_delta) and not self.published_thinking
+        answer_started = bool(content_delta) and not self.published_content
+        if thinking and (thinking_started or answer_started):
+            # The thinking block appears whole, open; it closes when the answer starts.
+            event.update(thinking_all=thinking, answering=bool(content))
         self.published_content, self.published_thinking = content, thinking
         # A lost delta costs viewers some text until the final frame, never the saved reply.
         await self._quietly(self.layer.group_send(stream_group(self.conversation_id), event))
@@ -221,6 +230,7 @@ class Generation:
                             "seq": self.seq,
                             "content": self.published_content,
                             "thinking": self.published_thinking,
+                            "committed": self.markdown.committed,
                         },
                     )
                 )

@@ -53,6 +53,15 @@ def _markdown() -> MarkdownIt:
     )
 
 
+def markdown_block_starts(text: str) -> list[int]:
+    """The line on which each top-level block of the Markdown text starts."""
+    starts: list[int] = []
+    for token in _markdown().parse(text):
+        if token.level == 0 and token.nesting >= 0 and token.map and token.map[0] not in starts:
+            starts.append(token.map[0])
+    return starts
+
+
 def render_markdown(text: str) -> SafeString:
     """Untrusted Markdown (a model's reply) as safe HTML."""
     html = _markdown().render(text)

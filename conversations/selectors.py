@@ -4,45 +4,76 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.models import AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from conversations.models import Conversation, LanguageModel, Message, SystemPrompt
-from conversations.ownership import conversations_of
-
-SIDEBAR_PAGE_SIZE = 50
-
-
-def sidebar_conversations(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Conversation]:
-    return (
-        conversations_of(user)
-        .filter(archived=False)
-        .only("id", "title", "pinned", "updated_at")[:SIDEBAR_PAGE_SIZE]
-    )
-
 
 def models_on_offer() -> QuerySet[LanguageModel]:
     return LanguageModel.objects.filter(enabled=True)
+
+
+def models_with_locked_prompts() -> list[LanguageModel]:
+    """The models on offer, each with ``locked_prompt_name``: the prompt it always uses, if any."""
+    models = list(models_on_offer())
+    locked = dict(
+        SystemPrompt.objects.filter(
+            enabled=True, locked=True, default_for_model__in=[m.pk for m in models]
+        ).values_list("default_for_model_id", "name")
+    )
+    for model in models:
+        model.locked_prompt_name = locked.get(model.pk, "")  # type: ignore[attr-defined]
+    return models
 
 
 def prompts_on_offer() -> QuerySet[SystemPrompt]:
     return SystemPrompt.objects.filter(enabled=True, user_selectable=True)
 
 
+MESSAGE_PAGE_SIZE = 50
+
+
+def _page_before(conversation: Conversation, before: Message | None) -> tuple[list[Message], bool]:
+    """Up to a page of the conversation's messages, oldest first, ending just before ``before``
+    (or with the newest), and whether older ones exist. Two queries, however long the chat."""
+    messages = conversation.messages.order_by("-created_at", "-id")
+    if before is not None:
+        messages = messages.filter(
+            Q(created_at__lt=before.created_at) | Q(created_at=before.created_at, id__lt=before.pk)
+        )
+    page = list(messages.prefetch_related("images")[: MESSAGE_PAGE_SIZE + 1])
+    has_older = len(page) > MESSAGE_PAGE_SIZE
+    return page[:MESSAGE_PAGE_SIZE][::-1], has_older
+
+
 def conversation_state(conversation: Conversation) -> dict[str, Any]:
-    """What the conversation page shows below its header: the messages, which of them carry the
-    regenerate and edit actions, whether a reply is streaming, and the last error."""
-    messages = list(conversation.messages.prefetch_related("images"))
+    """What the conversation page shows below its header: the newest messages, which of them
+    carry the regenerate and edit actions, whether a reply is streaming, and the last error."""
+    messages, has_older = _page_before(conversation, None)
     last_user = next((m for m in reversed(messages) if m.role == Message.Role.USER), None)
     last = messages[-1] if messages else None
     last_reply = last if last is not None and last.role == Message.Role.ASSISTANT else None
-    streaming = next((m for m in messages if m.is_streaming), None)
+    # One reply at a time: a streaming reply is the newest message.
+    streaming = last if last is not None and last.is_streaming else None
     return {
         "messages": messages,
+        "has_older": has_older,
+        "oldest_id": messages[0].pk if messages else None,
         "last_user_id": last_user.pk if last_user else None,
         "last_reply_id": last_reply.pk if last_reply else None,
         "busy": streaming is not None,
         "streaming_reply_id": streaming.pk if streaming else None,
         "chat_error": last_reply.error if last_reply and last_reply.is_failed else "",
+    }
+
+
+def older_messages(conversation: Conversation, before_id: int) -> dict[str, Any]:
+    """The page before a message the user scrolled up to; actions never show on older pages."""
+    before = conversation.messages.filter(pk=before_id).only("id", "created_at").first()
+    if before is None:
+        return {"messages": [], "has_older": False, "oldest_id": None}
+    messages, has_older = _page_before(conversation, before)
+    return {
+        "messages": messages,
+        "has_older": has_older,
+        "oldest_id": messages[0].pk if messages else None,
     }

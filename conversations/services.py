@@ -103,3 +103,19 @@ def message_image_attach(*, message: Message, upload: UploadedFile[bytes]) -> Me
     image.file.save(upload.name or "image", upload, save=False)
     image.save()
     return image
+
+
+def conversation_update(
+    *,
+    conversation: Conversation,
+    title: str | None = None,
+    pinned: bool | None = None,
+    archived: bool | None = None,
+) -> None:
+    """Rename, pin or archive. None of these is activity: the sidebar order stays."""
+    changes = {"title": title, "pinned": pinned, "archived": archived}
+    fields = [name for name, value in changes.items() if value is not None]
+    for name in fields:
+        setattr(conversation, name, changes[name])
+    if fields:
+        conversation.save(update_fields=fields)

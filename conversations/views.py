@@ -3,19 +3,22 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import (
+    FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from conversations.consumers import turn_announce_and_start
 from conversations.export import (
@@ -28,40 +31,47 @@ from conversations.export import (
 )
 from conversations.forms import NewConversationForm, RenameForm
 from conversations.importing import ImportRefused, import_upload
-from conversations.models import Conversation
+from conversations.models import Conversation, MessageImage
 from conversations.ownership import conversations_of, get_conversation_for_user
+from conversations import selectors
 from conversations.selectors import (
     conversation_state,
-    models_on_offer,
+    models_with_locked_prompts,
     prompts_on_offer,
-    sidebar_conversations,
 )
-from conversations.services import conversation_start
+from conversations.services import conversation_start, conversation_update
+from conversations.sidebar import SEARCH_MAX_CHARS, sidebar_page, sidebar_search
 from conversations.turns import Turn, TurnRefused, lost_replies_sweep, turn_send
 
 
 def _sidebar_context(request: HttpRequest, current_id: int | None) -> dict[str, Any]:
-    return {
-        "sidebar_conversations": sidebar_conversations(request.user),
-        "current_id": current_id,
-    }
+    return {"page": sidebar_page(request.user), "current_id": current_id, "archived": False}
+
+
+def _current_id(request: HttpRequest) -> int | None:
+    """The conversation the page shows, for highlighting it in lists a fragment redraws."""
+    value = request.GET.get("current") or request.POST.get("current") or ""
+    return int(value) if value.isdigit() else None
 
 
 def _new_conversation_context(
     request: HttpRequest, form: NewConversationForm | None = None, chat_error: str = ""
 ) -> dict[str, Any]:
-    models = list(models_on_offer())
+    models = models_with_locked_prompts()
     default = next((m for m in models if m.is_default), models[0] if models else None)
-    selected = form.data.get("model") if form is not None else None
+    wanted = str(form.data.get("model", "")) if form is not None else ""
+    selected = next((m for m in models if str(m.pk) == wanted), default)
     return {
         **_sidebar_context(request, None),
         "conversation": None,
         "models": models,
-        "selected_model_id": int(selected)
-        if selected and str(selected).isdigit()
-        else (default.pk if default else None),
+        "selected_model": selected,
+        "selected_model_id": selected.pk if selected else None,
+        "selected_prompt_id": str(form.data.get("system_prompt", "")) if form is not None else "",
         "prompts": list(prompts_on_offer()),
         "any_vision": any(m.supports_vision for m in models),
+        "max_images": settings.CHAT_MAX_IMAGES_PER_MESSAGE,
+        "max_image_bytes": settings.CHAT_MAX_IMAGE_BYTES,
         "form": form,
         "chat_error": chat_error,
     }
@@ -109,14 +119,98 @@ def _create(request: HttpRequest) -> tuple[Conversation, Turn] | HttpResponse:
     return conversation, turn
 
 
+@require_GET
+def sidebar(request: HttpRequest) -> HttpResponse:
+    """A page of the sidebar: the next one as the user scrolls, or the archive."""
+    archived = request.GET.get("archived") == "1"
+    page = sidebar_page(
+        request.user,
+        cursor=request.GET.get("cursor", ""),
+        archived=archived,
+        previous_group=request.GET.get("group", "")[:40],
+    )
+    context = {"page": page, "archived": archived, "current_id": _current_id(request)}
+    return render(request, "conversations/chat.html#sidebar_page", context)
+
+
+@require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "")[:SEARCH_MAX_CHARS].strip()
+    if not query:
+        return sidebar(request)
+    context = {
+        "results": sidebar_search(request.user, query),
+        "query": query,
+        "current_id": _current_id(request),
+    }
+    return render(request, "conversations/chat.html#search_results", context)
+
+
+def _after_change(request: HttpRequest, conversation: Conversation) -> HttpResponse:
+    """Redraw the conversation's header actions and the sidebar, or reload without htmx."""
+    if not request.htmx:
+        return HttpResponseRedirect(reverse("conversation", args=[conversation.pk]))
+    context = {
+        **_sidebar_context(request, conversation.pk),
+        "conversation": conversation,
+        "oob": True,
+    }
+    return render(request, "conversations/chat.html#conversation_changed", context)
+
+
+@require_GET
+def message_image(request: HttpRequest, conversation_id: int, image_id: int) -> FileResponse:
+    """An image the user attached, to its owner only. Served as an attachment-safe image: the
+    type was checked on upload, and nosniff keeps the browser from guessing another one."""
+    conversation = get_conversation_for_user(request.user, conversation_id)
+    image = get_object_or_404(MessageImage, pk=image_id, message__conversation=conversation)
+    response = FileResponse(image.file.open("rb"), content_type=image.content_type)
+    response["Cache-Control"] = "private, max-age=86400"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+@require_GET
+def older_messages(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = get_conversation_for_user(request.user, conversation_id)
+    before = request.GET.get("before", "")
+    if not before.isdigit():
+        raise Http404("No such message.")
+    context = {"conversation": conversation, **selectors.older_messages(conversation, int(before))}
+    return render(request, "conversations/chat.html#older_page", context)
+
+
 @require_POST
 def conversation_rename(request: HttpRequest, conversation_id: int) -> HttpResponse:
     conversation = get_conversation_for_user(request.user, conversation_id)
     form = RenameForm(request.POST)
     if form.is_valid():
-        conversation.title = form.cleaned_data["title"]
-        conversation.save(update_fields=["title"])
-    return HttpResponseRedirect(reverse("conversation", args=[conversation.pk]))
+        conversation_update(conversation=conversation, title=form.cleaned_data["title"])
+    return _after_change(request, conversation)
+
+
+@require_POST
+def conversation_pin(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = get_conversation_for_user(request.user, conversation_id)
+    conversation_update(conversation=conversation, pinned=request.POST.get("pinned") == "1")
+    return _after_change(request, conversation)
+
+
+@require_POST
+def conversation_archive(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = get_conversation_for_user(request.user, conversation_id)
+    conversation_update(conversation=conversation, archived=request.POST.get("archived") == "1")
+    return _after_change(request, conversation)
+
+
+@require_POST
+def conversation_delete(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = get_conversation_for_user(request.user, conversation_id)
+    conversation.delete()  # a reply still streaming notices at its next checkpoint and stops
+    home_url = reverse("home")
+    if request.htmx:
+        return HttpResponseClientRedirect(home_url)
+    return HttpResponseRedirect(home_url)
 
 
 @require_POST

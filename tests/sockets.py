@@ -1,6 +1,6 @@
 """A test's stand-in for a browser tab on a conversation socket: it connects through the real
-ASGI application (origin check, session, routing) and keeps the reply text as the page would
-show it, by applying the frames' swaps the way htmx does."""
+ASGI application (origin check, session, routing) and keeps each message as the page would
+show it (a reply's rendered HTML, a user's text), by applying the frames' swaps as htmx does."""
 
 from __future__ import annotations
 
@@ -36,6 +36,12 @@ class Tab:
         self.frames: list[str] = []
         self.contents: dict[int, str] = {}
         self.thinking: dict[int, str] = {}
+        self.thinking_open: dict[int, bool] = {}
+        # A streaming reply as the page has it: finished blocks (HTML) and the open tail.
+        self.blocks: dict[int, str] = {}
+        self.tails: dict[int, str] = {}
+        # What the page showed of each reply while it streamed, before its final frame.
+        self.streamed: dict[int, str] = {}
         self.statuses: dict[int, str] = {}
         # Replies whose final frame (the whole reply re-rendered, no longer streaming) arrived.
         self.finished: set[int] = set()
@@ -75,31 +81,58 @@ class Tab:
 
     def _apply(self, frame: str) -> None:
         for match in re.finditer(
-            r'<article [^>]*id="msg-(\d+)"[^>]*data-status="(\w+)".*?</article>', frame, re.S
+            r'<article [^>]*id="msg-(\d+)"[^>]*data-role="(\w+)"[^>]*data-status="(\w+)".*?</article>',
+            frame,
+            re.S,
         ):
-            message_id = int(match[1])
-            self.statuses[message_id] = match[2]
-            if match[2] != "streaming" and 'hx-swap-oob="true"' in match[0].split(">", 1)[0]:
+            message_id, role, status = int(match[1]), match[2], match[3]
+            self.statuses[message_id] = status
+            if status != "streaming" and 'hx-swap-oob="true"' in match[0].split(">", 1)[0]:
                 self.finished.add(message_id)
-            body = re.search(rf'id="msg-{message_id}-content"[^>]*>(.*?)</div>', match[0], re.S)
-            if body:
-                self.contents[message_id] = html.unescape(body[1])
+            blocks = re.search(rf'id="msg-{message_id}-blocks">(.*?)</div>', match[0], re.S)
+            if blocks:
+                self.blocks[message_id] = blocks[1]
+                tail = re.search(rf'id="msg-{message_id}-tail">(.*?)</div>', match[0], re.S)
+                self.tails[message_id] = tail[1] if tail else ""
+                self.contents[message_id] = blocks[1] + self.tails[message_id]
+                self.streamed[message_id] = self.contents[message_id]
+            else:
+                body = re.search(rf'id="msg-{message_id}-content"[^>]*>(.*?)</div>', match[0], re.S)
+                if body:
+                    # Assistant replies are HTML (rendered Markdown); user messages are text.
+                    self.contents[message_id] = (
+                        body[1] if role == "assistant" else html.unescape(body[1])
+                    )
             thinking = re.search(rf'id="msg-{message_id}-thinking">(.*?)</div>', match[0], re.S)
             if thinking:
                 self.thinking[message_id] = html.unescape(thinking[1])
         for match in re.finditer(
-            r'<details[^>]*id="msg-(\d+)-thinking-block"[^>]*hx-swap-oob="true"[^>]*>.*?'
+            r'<details[^>]*id="msg-(\d+)-thinking-block"([^>]*)hx-swap-oob="true"[^>]*>.*?'
             r'id="msg-\1-thinking">(.*?)</div>',
             frame,
             re.S,
         ):
-            self.thinking[int(match[1])] = html.unescape(match[2])
+            self.thinking[int(match[1])] = html.unescape(match[3])
+            self.thinking_open[int(match[1])] = " open" in match[2]
         for match in re.finditer(
-            r'hx-swap-oob="beforeend:#msg-(\d+)-(content|thinking)">(.*?)</div>', frame, re.S
+            r'hx-swap-oob="beforeend:#msg-(\d+)-thinking">(.*?)</div>', frame, re.S
         ):
-            target = self.contents if match[2] == "content" else self.thinking
             message_id = int(match[1])
-            target[message_id] = target.get(message_id, "") + html.unescape(match[3])
+            self.thinking[message_id] = self.thinking.get(message_id, "") + html.unescape(match[2])
+        for match in re.finditer(
+            r'hx-swap-oob="beforeend:#msg-(\d+)-blocks">(.*?)</div>', frame, re.S
+        ):
+            message_id = int(match[1])
+            self.blocks[message_id] = self.blocks.get(message_id, "") + match[2]
+            self.contents[message_id] = self.blocks[message_id] + self.tails.get(message_id, "")
+            self.streamed[message_id] = self.contents[message_id]
+        for match in re.finditer(
+            r'<div id="msg-(\d+)-tail" hx-swap-oob="true">(.*?)</div>', frame, re.S
+        ):
+            message_id = int(match[1])
+            self.tails[message_id] = match[2]
+            self.contents[message_id] = self.blocks.get(message_id, "") + match[2]
+            self.streamed[message_id] = self.contents[message_id]
 
     def error_text(self) -> str:
         for frame in reversed(self.frames):

@@ -24,6 +24,7 @@ from conversations.generation import generations_interrupt
 from conversations.models import Conversation, LanguageModel, Message
 from conversations.ollama import close_client
 from tests.conftest import make_user
+from tests.shown import rendered
 from tests.sockets import Tab, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -143,7 +144,7 @@ async def test_a_reply_streams_in_several_frames_and_is_saved_exactly(live, owne
     expected = expected_reply("llama3.2:latest", [{"role": "user", "content": "Hello there"}])
     partial_states = {s for s in seen if s and s != expected}
     assert len(partial_states) >= 3  # the text grew on screen before it was complete
-    assert tab.contents[reply.pk] == expected
+    assert tab.streamed[reply.pk] == tab.contents[reply.pk] == rendered(expected)
     await reply.arefresh_from_db()
     assert (reply.status, reply.content, reply.done_reason) == ("complete", expected, "stop")
     assert reply.eval_count and reply.eval_duration and reply.prompt_eval_count
@@ -175,10 +176,20 @@ async def test_thinking_streams_separately_and_is_saved_apart(live, owner) -> No
     tab = await open_tab(conversation, owner)
     await tab.send("send", content="Why?")
     reply = await wait_for_reply(conversation)
-    await tab.until_finished(reply.pk)
+    open_states = []
+
+    def finished(t: Tab) -> bool:
+        open_states.append(t.thinking_open.get(reply.pk))
+        return reply.pk in t.finished
+
+    await tab.until(finished)
     await reply.arefresh_from_db()
     assert reply.thinking.startswith('The user wrote "Why?"')
     assert tab.thinking[reply.pk] == reply.thinking
+    # Open while the model thinks, closed once the answer starts.
+    states = [state for state in open_states if state is not None]
+    assert states[0] is True and states[-1] is False
+    assert tab.streamed[reply.pk] == rendered(reply.content)
     assert "The user wrote" not in reply.content
     [request] = live.requests_to("/api/chat")
     assert request.body["think"] is True
@@ -216,7 +227,8 @@ async def test_a_second_tab_sees_the_same_stream_and_can_stop_it(live, owner) ->
     await reply.arefresh_from_db()
     assert reply.status == "stopped"
     assert 20 < len(reply.content) < 400 * 3
-    assert first.contents[reply.pk] == second.contents[reply.pk] == reply.content
+    assert first.contents[reply.pk] == second.contents[reply.pk] == rendered(reply.content)
+    assert first.streamed[reply.pk] == second.streamed[reply.pk] == rendered(reply.content)
     request = live.requests_to("/api/chat")[0]
     assert await asyncio.to_thread(live.wait_for, lambda: request.disconnected)
 
@@ -236,7 +248,9 @@ async def test_joining_mid_reply_shows_everything_so_far_then_continues_without_
     await late.until_finished(reply.pk)
     await first.until_finished(reply.pk)
     await reply.arefresh_from_db()
-    assert late.contents[reply.pk] == reply.content == first.contents[reply.pk]
+    # What each tab built from the stream is the whole reply rendered, with no gap or repeat.
+    assert late.streamed[reply.pk] == rendered(reply.content) == first.streamed[reply.pk]
+    assert late.contents[reply.pk] == rendered(reply.content)
     assert late.frames[0].count('id="msg-') >= 1  # it started from a full snapshot
 
 

@@ -14,7 +14,7 @@ from conversations.ollama_options import (
     validate_keep_alive,
     validate_options,
 )
-from conversations.selectors import sidebar_conversations
+from conversations.sidebar import PAGE_SIZE, sidebar_listing
 
 pytestmark = pytest.mark.django_db
 
@@ -200,7 +200,7 @@ def test_a_model_has_at_most_one_default_system_prompt(language_model: LanguageM
 def test_the_sidebar_query_uses_its_index(user, conversation: Conversation) -> None:
     if connection.vendor != "sqlite":
         pytest.skip("the plan is read with SQLite's EXPLAIN QUERY PLAN")
-    query = sidebar_conversations(user)
+    query = sidebar_listing(user, archived=False)[: PAGE_SIZE + 1]
     sql, params = query.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)

@@ -22,6 +22,7 @@ from playwright.sync_api import Page, expect
 from conversations.fake_ollama import FakeOllamaServer
 from tests.conftest import PASSWORD
 from tests.live_server import BASE_DIR, LiveServer, daphne_process, server_environment
+from tests.shown import shown_text
 
 pytestmark = pytest.mark.browser
 
@@ -153,6 +154,7 @@ def test_a_reply_from_one_worker_streams_to_and_is_stopped_from_another(
     expect(reply_on_b).to_have_attribute("data-status", "stopped")
     saved = reply_in_database(shared_stack)
     assert saved["status"] == "stopped"
-    assert reply_on_a.get_by_test_id("message-content").text_content() == saved["content"]
-    assert body_on_b.text_content() == saved["content"]
+    shown = shown_text(saved["content"])
+    assert reply_on_a.get_by_test_id("message-content").text_content() == shown
+    assert body_on_b.text_content() == shown
     assert browser_ollama.wait_for(lambda: browser_ollama.requests_to("/api/chat")[0].disconnected)
