@@ -95,7 +95,11 @@ def finished_frame(message_id: int) -> str | None:
 
 
 def renamed_frame(conversation_id: int) -> str | None:
-    conversation = Conversation.objects.filter(pk=conversation_id).only("id", "title", "pinned", "archived").first()
+    conversation = (
+        Conversation.objects.filter(pk=conversation_id)
+        .only("id", "title", "pinned", "archived")
+        .first()
+    )
     if conversation is None:
         return None
     return render_frame("renamed", {"conversation": conversation})

@@ -8,6 +8,7 @@ from django.db.models import Q, QuerySet
 
 from conversations.models import Conversation, LanguageModel, Message, SystemPrompt
 
+
 def models_on_offer() -> QuerySet[LanguageModel]:
     return LanguageModel.objects.filter(enabled=True)
 

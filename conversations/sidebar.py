@@ -58,7 +58,9 @@ def day_group(conversation: Conversation, today: dt.date) -> str:
     return OLDER
 
 
-def sidebar_listing(user: AbstractBaseUser | AnonymousUser, *, archived: bool) -> QuerySet[Conversation]:
+def sidebar_listing(
+    user: AbstractBaseUser | AnonymousUser, *, archived: bool
+) -> QuerySet[Conversation]:
     listing = conversations_of(user).filter(archived=archived)
     if archived:
         # The archive ignores pins: it is a list of the past, newest first.
@@ -103,9 +105,7 @@ def sidebar_page(
     position = decode_cursor(cursor) if cursor else None
     if position is not None:
         listing = _after(listing, position, archived=archived)
-    rows = list(
-        listing.only("id", "title", "pinned", "archived", "updated_at")[: PAGE_SIZE + 1]
-    )
+    rows = list(listing.only("id", "title", "pinned", "archived", "updated_at")[: PAGE_SIZE + 1])
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     today = timezone.localdate()
@@ -133,7 +133,7 @@ def sidebar_search(user: AbstractBaseUser | AnonymousUser, query: str) -> list[C
         in_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=word)
         found = found.filter(Q(title__icontains=word) | Exists(in_messages))
     return list(
-        found.order_by("-updated_at", "-id").only("id", "title", "pinned", "archived", "updated_at")[
-            :SEARCH_LIMIT
-        ]
+        found.order_by("-updated_at", "-id").only(
+            "id", "title", "pinned", "archived", "updated_at"
+        )[:SEARCH_LIMIT]
     )

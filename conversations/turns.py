@@ -33,6 +33,8 @@ class TurnRefused(Exception):
 class Turn:
     reply: Message
     user_message: Message | None = None
+    # Messages the page must drop: those the turn deleted, and an edited message, which the
+    # page shows again (changed) in its new place.
     removed_ids: list[int] = field(default_factory=list)
 
 
@@ -166,7 +168,11 @@ def turn_edit(*, conversation: Conversation, content: str) -> Turn:
         following.delete()
         last_user.content = content
         last_user.save(update_fields=["content", "updated_at"])
-        return Turn(reply=_start_reply(locked, model), user_message=last_user, removed_ids=removed)
+        return Turn(
+            reply=_start_reply(locked, model),
+            user_message=last_user,
+            removed_ids=[*removed, last_user.pk],
+        )
 
 
 def check_content(content: str) -> str:

@@ -22,7 +22,9 @@ urlpatterns = [
         views.conversation_rename,
         name="conversation_rename",
     ),
-    path("conversations/<int:conversation_id>/pin/", views.conversation_pin, name="conversation_pin"),
+    path(
+        "conversations/<int:conversation_id>/pin/", views.conversation_pin, name="conversation_pin"
+    ),
     path(
         "conversations/<int:conversation_id>/archive/",
         views.conversation_archive,

@@ -19,7 +19,9 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 
+from conversations import selectors
 from conversations.consumers import turn_announce_and_start
 from conversations.export import (
     FORMATS,
@@ -33,7 +35,6 @@ from conversations.forms import NewConversationForm, RenameForm
 from conversations.importing import ImportRefused, import_upload
 from conversations.models import Conversation, MessageImage
 from conversations.ownership import conversations_of, get_conversation_for_user
-from conversations import selectors
 from conversations.selectors import (
     conversation_state,
     models_with_locked_prompts,
@@ -42,6 +43,10 @@ from conversations.selectors import (
 from conversations.services import conversation_start, conversation_update
 from conversations.sidebar import SEARCH_MAX_CHARS, sidebar_page, sidebar_search
 from conversations.turns import Turn, TurnRefused, lost_replies_sweep, turn_send
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails  # set by django-htmx's middleware
 
 
 def _sidebar_context(request: HttpRequest, current_id: int | None) -> dict[str, Any]:
@@ -146,7 +151,7 @@ def search(request: HttpRequest) -> HttpResponse:
     return render(request, "conversations/chat.html#search_results", context)
 
 
-def _after_change(request: HttpRequest, conversation: Conversation) -> HttpResponse:
+def _after_change(request: HtmxHttpRequest, conversation: Conversation) -> HttpResponse:
     """Redraw the conversation's header actions and the sidebar, or reload without htmx."""
     if not request.htmx:
         return HttpResponseRedirect(reverse("conversation", args=[conversation.pk]))
@@ -181,7 +186,7 @@ def older_messages(request: HttpRequest, conversation_id: int) -> HttpResponse:
 
 
 @require_POST
-def conversation_rename(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def conversation_rename(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     conversation = get_conversation_for_user(request.user, conversation_id)
     form = RenameForm(request.POST)
     if form.is_valid():
@@ -190,21 +195,21 @@ def conversation_rename(request: HttpRequest, conversation_id: int) -> HttpRespo
 
 
 @require_POST
-def conversation_pin(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def conversation_pin(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     conversation = get_conversation_for_user(request.user, conversation_id)
     conversation_update(conversation=conversation, pinned=request.POST.get("pinned") == "1")
     return _after_change(request, conversation)
 
 
 @require_POST
-def conversation_archive(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def conversation_archive(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     conversation = get_conversation_for_user(request.user, conversation_id)
     conversation_update(conversation=conversation, archived=request.POST.get("archived") == "1")
     return _after_change(request, conversation)
 
 
 @require_POST
-def conversation_delete(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def conversation_delete(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     conversation = get_conversation_for_user(request.user, conversation_id)
     conversation.delete()  # a reply still streaming notices at its next checkpoint and stops
     home_url = reverse("home")

@@ -76,9 +76,10 @@ def server_environment(
 
 @contextmanager
 def daphne_process(
-    env: Mapping[str, str], log_path: Path, timeout: float = 30
+    env: Mapping[str, str], log_path: Path, timeout: float = 30, port: int = 0
 ) -> Iterator[LiveServer]:
-    """Run ``daphne chatsite.asgi:application`` on a free loopback port until the block ends."""
+    """Run ``daphne chatsite.asgi:application`` on a loopback port (a free one unless given)
+    until the block ends."""
     # Collected once per static root: the files do not change during a test run.
     if not (Path(env["STATIC_ROOT"]) / "staticfiles.json").exists():
         subprocess.run(
@@ -94,7 +95,7 @@ def daphne_process(
                 "-m",
                 "daphne",
                 "-e",
-                "tcp:port=0:interface=127.0.0.1",
+                f"tcp:port={port}:interface=127.0.0.1",
                 "chatsite.asgi:application",
             ],
             cwd=BASE_DIR,

@@ -14,8 +14,9 @@ from playwright.sync_api import Browser, Page, expect
 
 from conversations.fake_ollama import FakeOllamaServer, expected_reply
 from conversations.fake_ollama.replies import reply_tokens_for
-from conversations.models import Conversation, LanguageModel, Message
-from tests.conftest import PASSWORD, live_server_environment, make_user
+from conversations.models import LanguageModel, Message
+from tests.browsing import log_in, reply_article, start_conversation
+from tests.conftest import live_server_environment, make_user
 from tests.live_server import LiveServer, daphne_process
 from tests.shown import shown_text
 
@@ -28,26 +29,6 @@ HELLO = [{"role": "user", "content": "Hello there"}]
 STALL_POINT = "".join(
     reply_tokens_for("stall:latest", [{"role": "user", "content": "Hello there"}])[:5]
 )
-
-
-def log_in(page: Page, server: LiveServer, username: str = "carol") -> None:
-    page.goto(f"{server.url}/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{server.url}/")
-
-
-def start_conversation(page: Page, model: str, content: str = "Hello there") -> Conversation:
-    page.select_option("[data-testid=model-select]", label=model)
-    page.fill("[data-testid=composer] textarea[name=content]", content)
-    page.get_by_test_id("send").click()
-    expect(page).to_have_url(re.compile(r"/conversations/\d+/$"))
-    return Conversation.objects.get(pk=int(page.url.rstrip("/").rsplit("/", 1)[1]))
-
-
-def reply_article(page: Page):  # type: ignore[no-untyped-def]
-    return page.locator("[data-testid=message][data-role=assistant]").last
 
 
 def wait_for_status(message_id: int, *statuses: str, timeout: float = 15) -> Message:
