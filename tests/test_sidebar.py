@@ -107,9 +107,7 @@ def test_another_users_conversation_answers_404_to_every_action(
     client: Client, other_user: User, conversation: Conversation, method: str, path: str
 ) -> None:
     message = Message.objects.create(conversation=conversation, role="user", content="hi")
-    image = message.images.create(
-        file="x.png", content_type="image/png", size=1, width=1, height=1
-    )
+    image = message.images.create(file="x.png", content_type="image/png", size=1, width=1, height=1)
     client.force_login(other_user)
     url = path.format(id=conversation.pk, image=image.pk)
     response = getattr(client, method)(url, {"title": "Mine now", "pinned": "1", "archived": "1"})
@@ -200,7 +198,7 @@ def test_a_2000_message_conversation_opens_with_as_many_queries_as_a_20_message_
     assert "Message <strong>1999</strong>" in long_html
     assert 'data-testid="load-older"' in long_html and 'data-testid="load-older"' not in short_html
 
-    oldest = re.search(r'before=(\d+)', long_html)[1]  # type: ignore[index]
+    oldest = re.search(r"before=(\d+)", long_html)[1]  # type: ignore[index]
     count, older = page_queries(client, f"/conversations/{long.pk}/messages/?before={oldest}")
     assert older.count('data-testid="message"') == 50
     assert "Message <strong>1949</strong>" in older and "Message <strong>1950</strong>" not in older
