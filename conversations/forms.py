@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxValueValidator
 
 from conversations.models import LanguageModel, SystemPrompt
 from conversations.turns import check_content
@@ -47,3 +48,36 @@ class RenameForm(forms.Form):
 
     def clean_title(self) -> str:
         return " ".join(self.cleaned_data["title"].split())
+
+
+# What a user may change per conversation, and within what bounds. The model's context length
+# caps num_ctx further.
+MIN_NUM_CTX = 512
+MAX_NUM_CTX = 131_072
+
+
+class ConversationOptionsForm(forms.Form):
+    """The conversation's settings panel. A blank field means "the model's default"."""
+
+    temperature = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=2,
+        help_text="0 answers the same way every time; higher is more varied (0 to 2).",
+    )
+    num_ctx = forms.IntegerField(
+        label="Context length",
+        required=False,
+        min_value=MIN_NUM_CTX,
+        help_text="How many tokens of the conversation the model reads; more needs more memory.",
+    )
+
+    def __init__(self, *args: Any, model: LanguageModel | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limit = min(model.context_length or MAX_NUM_CTX, MAX_NUM_CTX) if model else MAX_NUM_CTX
+        field = self.fields["num_ctx"]
+        assert isinstance(field, forms.IntegerField)
+        field.max_value = limit
+        field.validators.append(MaxValueValidator(limit))
+        field.widget.attrs.update(min=MIN_NUM_CTX, max=limit, step=512)
+        self.fields["temperature"].widget.attrs.update(step="0.1")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
@@ -16,6 +18,7 @@ from conversations.models import (
     SystemPrompt,
     SystemPromptVersion,
 )
+from conversations.ollama_options import validate_options
 
 
 def system_prompt_save(*, prompt: SystemPrompt, edited_by: User | None) -> SystemPromptVersion:
@@ -119,3 +122,16 @@ def conversation_update(
         setattr(conversation, name, changes[name])
     if fields:
         conversation.save(update_fields=fields)
+
+
+def conversation_options_set(*, conversation: Conversation, overrides: dict[str, Any]) -> None:
+    """Set the user's overrides; a None value goes back to the model's default."""
+    options = dict(conversation.options or {})
+    for name, value in overrides.items():
+        if value is None:
+            options.pop(name, None)
+        else:
+            options[name] = value
+    validate_options(options)
+    conversation.options = options
+    conversation.save(update_fields=["options"])

@@ -23,6 +23,11 @@ urlpatterns = [
         name="conversation_rename",
     ),
     path(
+        "conversations/<int:conversation_id>/settings/",
+        views.conversation_settings,
+        name="conversation_settings",
+    ),
+    path(
         "conversations/<int:conversation_id>/pin/", views.conversation_pin, name="conversation_pin"
     ),
     path(

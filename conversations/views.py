@@ -31,18 +31,26 @@ from conversations.export import (
     transcript_of,
     zip_stream,
 )
-from conversations.forms import NewConversationForm, RenameForm
+from conversations.forms import ConversationOptionsForm, NewConversationForm, RenameForm
 from conversations.importing import ImportRefused, import_upload
 from conversations.models import Conversation, MessageImage
 from conversations.ownership import conversations_of, get_conversation_for_user
+from conversations.prompting import context_budget
 from conversations.selectors import (
     conversation_state,
     models_with_locked_prompts,
     prompts_on_offer,
 )
-from conversations.services import conversation_start, conversation_update
+from conversations.services import (
+    conversation_options_set,
+    conversation_start,
+    conversation_update,
+)
 from conversations.sidebar import SEARCH_MAX_CHARS, sidebar_page, sidebar_search
 from conversations.turns import Turn, TurnRefused, lost_replies_sweep, turn_send
+
+# What Ollama uses when nobody sets a temperature (OLLAMA_API.md, section 6).
+OLLAMA_DEFAULT_TEMPERATURE = 0.8
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -93,7 +101,7 @@ def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpRespo
     lost_replies_sweep(conversation_id=conversation.pk)
     context = {
         **_sidebar_context(request, conversation.pk),
-        "conversation": conversation,
+        **_settings_context(conversation, settings_form_for(conversation)),
         **conversation_state(conversation),
     }
     return render(request, "conversations/chat.html", context)
@@ -192,6 +200,45 @@ def conversation_rename(request: HtmxHttpRequest, conversation_id: int) -> HttpR
     if form.is_valid():
         conversation_update(conversation=conversation, title=form.cleaned_data["title"])
     return _after_change(request, conversation)
+
+
+def _settings_context(conversation: Conversation, form: ConversationOptionsForm) -> dict[str, Any]:
+    model = conversation.model
+    defaults = dict(model.default_options or {}) if model else {}
+    default_temperature = defaults.get("temperature", OLLAMA_DEFAULT_TEMPERATURE)
+    default_num_ctx = context_budget(model, defaults) if model else None
+    form.fields["temperature"].widget.attrs["placeholder"] = default_temperature
+    form.fields["num_ctx"].widget.attrs["placeholder"] = default_num_ctx or ""
+    return {
+        "conversation": conversation,
+        "settings_form": form,
+        "default_temperature": default_temperature,
+        "default_num_ctx": default_num_ctx,
+    }
+
+
+def settings_form_for(conversation: Conversation) -> ConversationOptionsForm:
+    options = conversation.options or {}
+    return ConversationOptionsForm(
+        initial={name: options.get(name) for name in ("temperature", "num_ctx")},
+        model=conversation.model,
+    )
+
+
+@require_POST
+def conversation_settings(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = get_conversation_for_user(request.user, conversation_id)
+    form = ConversationOptionsForm(request.POST, model=conversation.model)
+    saved = form.is_valid()
+    if saved:
+        conversation_options_set(conversation=conversation, overrides=form.cleaned_data)
+    context = {**_settings_context(conversation, form), "saved": saved}
+    return render(
+        request,
+        "conversations/chat.html#conversation_settings",
+        context,
+        status=200 if saved else 400,
+    )
 
 
 @require_POST

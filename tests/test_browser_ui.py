@@ -568,3 +568,32 @@ def test_an_xss_battery_in_titles_messages_thinking_and_replies_executes_nothing
     images = page.locator(".message-content img")
     expect(images).to_have_count(0)
     screenshot(page, "xss-battery")
+
+
+def test_the_settings_panel_changes_what_the_next_reply_is_asked_with(
+    page: Page, app_server: LiveServer, browser_ollama: FakeOllamaServer, models: Models
+) -> None:
+    browser_ollama.model("llama3.2").reply_tokens = 5
+    llama = models["llama3.2:latest"]
+    conversation = conversation_with("carol", llama, "Tuned", "Hi", "Hello.")
+    log_in(page, app_server)
+    page.goto(f"{app_server.url}/conversations/{conversation.pk}/")
+    page.get_by_test_id("conversation-settings").locator("summary").click()
+    temperature = page.locator("#settings-form input[name=temperature]")
+    expect(temperature).to_have_attribute("placeholder", "0.8")  # the model's default
+    temperature.fill("7")
+    page.get_by_test_id("settings-save").click()
+    # The browser holds an out-of-bounds value back (the server refuses it too: test_sidebar).
+    expect(page.locator("#settings-form input[name=temperature]:invalid")).to_have_count(1)
+    expect(page.get_by_test_id("settings-saved")).to_have_count(0)
+    page.locator("#settings-form input[name=temperature]").fill("0.2")
+    page.locator("#settings-form input[name=num_ctx]").fill("4096")
+    page.get_by_test_id("settings-save").click()
+    expect(page.get_by_test_id("settings-saved")).to_be_visible()
+
+    page.locator("#composer-input").fill("Again")
+    page.locator("#composer-input").press("Enter")
+    expect(page.get_by_test_id("message")).to_have_count(4)
+    expect(reply_article(page)).to_have_attribute("data-status", "complete", timeout=15_000)
+    options = browser_ollama.requests_to("/api/chat")[-1].body["options"]
+    assert (options["temperature"], options["num_ctx"]) == (0.2, 4096)

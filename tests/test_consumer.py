@@ -334,7 +334,8 @@ def closed_port() -> int:
         (
             "mistral:latest",
             "error",
-            "Model 'mistral:latest' is not installed on the Ollama server.",
+            "Model 'mistral:latest' is not installed on the Ollama server: an admin can install "
+            "it with `ollama pull mistral:latest`, or pick another model.",
             False,
         ),
         ("busy:latest", "error", "Ollama is busy with other requests", False),

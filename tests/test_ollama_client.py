@@ -204,7 +204,10 @@ async def test_an_unknown_host_is_unreachable() -> None:
 async def test_an_unknown_model_is_model_not_found(client: OllamaClient) -> None:
     with pytest.raises(ModelNotFound) as error:
         await collect(client, "mistral")
-    assert str(error.value) == "Model 'mistral' is not installed on the Ollama server."
+    assert str(error.value) == (
+        "Model 'mistral' is not installed on the Ollama server: an admin can install it with "
+        "`ollama pull mistral`, or pick another model."
+    )
     assert error.value.server_message == "model 'mistral' not found"
     with pytest.raises(ModelNotFound):
         await client.show("mistral")

@@ -158,7 +158,7 @@ def test_an_attached_image_is_served_to_its_owner_with_its_type(
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
     assert response["X-Content-Type-Options"] == "nosniff"
-    assert b"".join(response.streaming_content) == png()
+    assert response.getvalue() == png()
 
 
 def add_messages(conversation: Conversation, count: int) -> None:
@@ -218,3 +218,38 @@ def test_the_sidebar_costs_the_same_queries_for_5000_conversations_as_for_5(
     lots, html = page_queries(client, "/")
     assert few == lots
     assert html.count('data-testid="conversation-item"') == PAGE_SIZE
+
+
+def test_the_settings_panel_keeps_options_within_bounds_and_blank_means_the_default(
+    client: Client, user: User, conversation: Conversation
+) -> None:
+    client.force_login(user)
+    url = f"/conversations/{conversation.pk}/settings/"
+    page = client.get(f"/conversations/{conversation.pk}/").content.decode()
+    assert 'placeholder="0.8"' in page and 'placeholder="8192"' in page  # the defaults
+
+    response = client.post(url, {"temperature": "0.3", "num_ctx": "4096"})
+    assert response.status_code == 200 and "Saved" in response.content.decode()
+    conversation.refresh_from_db()
+    assert conversation.options == {"temperature": 0.3, "num_ctx": 4096}
+
+    for bad in ({"temperature": "5"}, {"num_ctx": "10"}, {"num_ctx": "999999999"}):
+        response = client.post(url, {"temperature": "", "num_ctx": "", **bad})
+        assert response.status_code == 400
+        assert 'class="form-error"' in response.content.decode()
+    conversation.refresh_from_db()
+    assert conversation.options == {"temperature": 0.3, "num_ctx": 4096}
+
+    client.post(url, {"temperature": "", "num_ctx": "2048"})
+    conversation.refresh_from_db()
+    assert conversation.options == {"num_ctx": 2048}
+
+
+def test_another_users_settings_cannot_be_changed(
+    client: Client, other_user: User, conversation: Conversation
+) -> None:
+    client.force_login(other_user)
+    response = client.post(f"/conversations/{conversation.pk}/settings/", {"temperature": "1"})
+    assert response.status_code == 404
+    conversation.refresh_from_db()
+    assert conversation.options == {}

@@ -40,7 +40,8 @@ class ModelNotFound(OllamaResponseError):
 
     def __init__(self, model: str, server_message: str) -> None:
         super().__init__(
-            f"Model '{model}' is not installed on the Ollama server.",
+            f"Model '{model}' is not installed on the Ollama server: an admin can install it "
+            f"with `ollama pull {model}`, or pick another model.",
             status_code=404,
             server_message=server_message,
         )
