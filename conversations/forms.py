@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.validators import MaxValueValidator
@@ -75,8 +75,7 @@ class ConversationOptionsForm(forms.Form):
     def __init__(self, *args: Any, model: LanguageModel | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         limit = min(model.context_length or MAX_NUM_CTX, MAX_NUM_CTX) if model else MAX_NUM_CTX
-        field = self.fields["num_ctx"]
-        assert isinstance(field, forms.IntegerField)
+        field = cast(forms.IntegerField, self.fields["num_ctx"])
         field.max_value = limit
         field.validators.append(MaxValueValidator(limit))
         field.widget.attrs.update(min=MIN_NUM_CTX, max=limit, step=512)
