@@ -61,6 +61,21 @@ def in_batches(queryset: QuerySet[Conversation], size: int = 50) -> Iterator[Con
             return
         yield from batch
         last = batch[-1].pk
+        for conversation in batch:
+            _forget_prefetched(conversation)
+
+
+def _forget_prefetched(conversation: Conversation) -> None:
+    """Prefetching links a conversation to its messages and back, and messages to their images
+    and back; an image's file object links back to the image. Such cycles outlive their batch
+    until a full garbage collection, which a big process runs rarely: memory would grow with
+    every batch. Cutting the links lets each batch be freed as soon as the next one is read."""
+    for message in getattr(conversation, "_prefetched_objects_cache", {}).get("messages", []):
+        for image in getattr(message, "_prefetched_objects_cache", {}).get("images", []):
+            # The file's name, as loaded from the database; Django wraps it again if asked.
+            vars(image)["file"] = image.file.name
+        message._prefetched_objects_cache = {}
+    conversation._prefetched_objects_cache = {}
 
 
 def transcript_of(conversation: Conversation, *, exported_at: datetime | None = None) -> Transcript:

@@ -4,6 +4,7 @@ the command line, and nobody else's conversations."""
 from __future__ import annotations
 
 import base64
+import gc
 import io
 import json
 import os
@@ -14,17 +15,22 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from conversations.export import (
     FORMATS,
+    export_entries,
+    in_batches,
     to_html,
     to_json_document,
     to_markdown,
     to_text,
     transcript_of,
+    zip_stream,
 )
-from conversations.models import Conversation
+from conversations.models import Conversation, Message, MessageImage
+from conversations.services import message_image_attach
 from tests.conftest import TITLE, png
 
 pytestmark = pytest.mark.django_db
@@ -155,6 +161,37 @@ def test_all_conversations_stream_as_one_zip_of_the_users_own(
         json.loads(archive.read(f"plan-b-for-zürich-{rich.pk}.json"))["conversation"]["title"]
         == TITLE
     )
+
+
+def test_a_streamed_zip_leaves_no_garbage_cycles_behind_its_batches(
+    user: User, language_model: object
+) -> None:
+    """Each batch of conversations must be freed as soon as it is written. Reference cycles
+    would wait for a full garbage collection, which a big process runs rarely: memory would
+    grow with the number of conversations (the benchmark measures it; this counts it)."""
+    for number in range(120):  # three batches
+        conversation = Conversation.objects.create(owner=user, title=f"C{number}", model_name="x")
+        message = conversation.messages.create(role="user", content="hi")
+        message_image_attach(
+            message=message,
+            upload=SimpleUploadedFile("dot.png", png(), content_type="image/png"),
+        )
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # keep what a collection finds, to count it
+    try:
+        entries = export_entries(in_batches(Conversation.objects.filter(owner=user)), ["json"])
+        for _ in zip_stream(entries):
+            pass
+        gc.collect()
+        kept_by_cycles = [
+            o for o in gc.garbage if isinstance(o, Conversation | Message | MessageImage)
+        ]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert kept_by_cycles == []
 
 
 def test_a_zip_of_one_format(client: Client, user: User, rich: Conversation) -> None:
