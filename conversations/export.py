@@ -74,8 +74,8 @@ def _forget_prefetched(conversation: Conversation) -> None:
         for image in getattr(message, "_prefetched_objects_cache", {}).get("images", []):
             # The file's name, as loaded from the database; Django wraps it again if asked.
             vars(image)["file"] = image.file.name
-        message._prefetched_objects_cache = {}
-    conversation._prefetched_objects_cache = {}
+        vars(message).pop("_prefetched_objects_cache", None)
+    vars(conversation).pop("_prefetched_objects_cache", None)
 
 
 def transcript_of(conversation: Conversation, *, exported_at: datetime | None = None) -> Transcript:
