@@ -23,6 +23,11 @@ urlpatterns = [
         name="conversation_rename",
     ),
     path(
+        "conversations/<int:conversation_id>/send/",
+        views.conversation_send,
+        name="conversation_send",
+    ),
+    path(
         "conversations/<int:conversation_id>/settings/",
         views.conversation_settings,
         name="conversation_settings",

@@ -31,7 +31,12 @@ from conversations.export import (
     transcript_of,
     zip_stream,
 )
-from conversations.forms import ConversationOptionsForm, NewConversationForm, RenameForm
+from conversations.forms import (
+    ConversationOptionsForm,
+    NewConversationForm,
+    RenameForm,
+    SendForm,
+)
 from conversations.importing import ImportRefused, import_upload
 from conversations.models import Conversation, MessageImage
 from conversations.ownership import conversations_of, get_conversation_for_user
@@ -103,6 +108,8 @@ def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpRespo
         **_sidebar_context(request, conversation.pk),
         **_settings_context(conversation, settings_form_for(conversation)),
         **conversation_state(conversation),
+        "max_images": settings.CHAT_MAX_IMAGES_PER_MESSAGE,
+        "max_image_bytes": settings.CHAT_MAX_IMAGE_BYTES,
     }
     return render(request, "conversations/chat.html", context)
 
@@ -277,6 +284,35 @@ async def conversation_new(request: HttpRequest) -> HttpResponse:
     conversation, turn = created
     await turn_announce_and_start(conversation.pk, turn)
     return HttpResponseRedirect(reverse("conversation", args=[conversation.pk]))
+
+
+def _send_with_images(request: HttpRequest, conversation_id: int) -> tuple[Turn | None, str]:
+    conversation = get_conversation_for_user(request.user, conversation_id)
+    form = SendForm(request.POST)
+    if not form.is_valid():
+        return None, next(iter(form.errors.values()))[0]
+    try:
+        turn = turn_send(
+            conversation=conversation,
+            content=form.cleaned_data["content"],
+            images=request.FILES.getlist("images"),
+        )
+    except TurnRefused as refused:
+        return None, str(refused)
+    except ValidationError as invalid:
+        return None, " ".join(invalid.messages)
+    return turn, ""
+
+
+@require_POST
+async def conversation_send(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """A message with images, which a websocket frame cannot carry. The page hears of the turn
+    over its socket, like any other; this answers 204, or the reason in words (400)."""
+    turn, refused = await sync_to_async(_send_with_images)(request, conversation_id)
+    if turn is None:
+        return HttpResponse(refused, status=400, content_type="text/plain; charset=utf-8")
+    await turn_announce_and_start(conversation_id, turn)
+    return HttpResponse(status=204)
 
 
 @require_GET

@@ -52,7 +52,8 @@ def conversation_with(
 ) -> Conversation:
     """A conversation saved straight into the database: user and assistant turns in order."""
     owner = User.objects.get(username=owner_name)
-    moment = timezone.now() - timedelta(days=age_days)
+    # A minute ago: what the test sends next comes after these messages.
+    moment = timezone.now() - timedelta(days=age_days, minutes=1)
     conversation = Conversation.objects.create(
         owner=owner, model=model, model_name=model.name, title=title, updated_at=moment
     )
@@ -597,3 +598,40 @@ def test_the_settings_panel_changes_what_the_next_reply_is_asked_with(
     expect(reply_article(page)).to_have_attribute("data-status", "complete", timeout=15_000)
     options = browser_ollama.requests_to("/api/chat")[-1].body["options"]
     assert (options["temperature"], options["num_ctx"]) == (0.2, 4096)
+
+
+def test_a_follow_up_with_an_image_goes_over_http_and_streams_over_the_socket(
+    page: Page,
+    app_server: LiveServer,
+    browser_ollama: FakeOllamaServer,
+    models: Models,
+    tmp_path: Path,
+) -> None:
+    llava = models["llava:latest"]
+    conversation = conversation_with("carol", llava, "Pictures", "Hi", "Hello.")
+    log_in(page, app_server)
+    page.goto(f"{app_server.url}/conversations/{conversation.pk}/")
+    page.get_by_test_id("attach-images").set_input_files(str(png_file(tmp_path, 6, 5)))
+    expect(page.locator("#image-previews img")).to_have_count(1)
+    page.locator("#composer-input").fill("And this one?")
+    page.locator("#composer-input").press("Enter")
+
+    expect(page.get_by_test_id("message")).to_have_count(4)
+    expect(reply_article(page).get_by_test_id("message-content")).to_have_text(
+        "I see 1 image: image 1 is a PNG of 6x5.", timeout=15_000
+    )
+    expect(page.get_by_test_id("message-image")).to_have_count(1)
+    expect(page.locator("#composer-input")).to_have_value("")
+    expect(page.locator("#image-previews img")).to_have_count(0)
+    [request] = browser_ollama.requests_to("/api/chat")
+    assert "images" in request.body["messages"][-1]
+
+
+def test_no_image_input_for_a_model_without_vision(
+    page: Page, app_server: LiveServer, models: Models
+) -> None:
+    conversation = conversation_with("carol", models["llama3.2:latest"], "Text", "Hi", "Hello.")
+    log_in(page, app_server)
+    page.goto(f"{app_server.url}/conversations/{conversation.pk}/")
+    expect(page.get_by_test_id("composer")).to_be_visible()
+    expect(page.get_by_test_id("attach-images")).to_have_count(0)

@@ -253,3 +253,22 @@ def test_another_users_settings_cannot_be_changed(
     assert response.status_code == 404
     conversation.refresh_from_db()
     assert conversation.options == {}
+
+
+def test_a_message_with_images_is_refused_in_words_for_a_model_without_vision(
+    client: Client, user: User, other_user: User, conversation: Conversation
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    url = f"/conversations/{conversation.pk}/send/"
+    upload = SimpleUploadedFile("dot.png", png(), content_type="image/png")
+    client.force_login(other_user)
+    assert client.post(url, {"content": "look", "images": upload}).status_code == 404
+    client.force_login(user)
+    upload.seek(0)
+    response = client.post(url, {"content": "look", "images": upload})
+    assert response.status_code == 400
+    assert "cannot see images" in response.content.decode()
+    empty = client.post(url, {"content": "  "})
+    assert empty.status_code == 400 and "Write a message first." in empty.content.decode()
+    assert not conversation.messages.exists()

@@ -149,6 +149,34 @@
     form.requestSubmit();
   });
 
+  // --- images with a message: a websocket frame cannot carry files, so such a message is
+  // posted over HTTP; the page hears of the turn over its socket like any other.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-send-with-images")) { return; }
+    var files = form.querySelector("input[type=file][name=images]");
+    if (!files || !files.files.length) { return; }  // text only: the socket sends it
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    var error = document.getElementById("chat-error");
+    var token = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"];
+    fetch(form.getAttribute("data-send-with-images"), {
+      method: "POST", body: new FormData(form), headers: { "X-CSRFToken": token }, credentials: "same-origin"
+    }).then(function (response) {
+      if (response.ok) {
+        form.reset();
+        var previews = document.getElementById("image-previews");
+        if (previews) { previews.replaceChildren(); }
+        if (error) { error.textContent = ""; }
+        return;
+      }
+      // The message and the files stay in the form, so nothing typed is lost.
+      return response.text().then(function (text) { if (error) { error.textContent = text; } });
+    }, function () {
+      if (error) { error.textContent = "The message could not be sent: the server did not answer."; }
+    });
+  }, true);
+
   // --- keyboard shortcuts --------------------------------------------------------------------
   function openShortcuts() {
     var dialog = document.getElementById("shortcuts");
