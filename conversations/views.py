@@ -290,7 +290,7 @@ def _send_with_images(request: HttpRequest, conversation_id: int) -> tuple[Turn 
     conversation = get_conversation_for_user(request.user, conversation_id)
     form = SendForm(request.POST)
     if not form.is_valid():
-        return None, next(iter(form.errors.values()))[0]
+        return None, str(next(iter(form.errors.values()))[0])
     try:
         turn = turn_send(
             conversation=conversation,
