@@ -635,3 +635,31 @@ def test_no_image_input_for_a_model_without_vision(
     page.goto(f"{app_server.url}/conversations/{conversation.pk}/")
     expect(page.get_by_test_id("composer")).to_be_visible()
     expect(page.get_by_test_id("attach-images")).to_have_count(0)
+
+
+def test_the_view_follows_the_stream_until_the_user_scrolls_up_then_offers_a_jump(
+    page: Page, app_server: LiveServer, browser_ollama: FakeOllamaServer, models: Models
+) -> None:
+    browser_ollama.model("llama3.2").reply_tokens = 300
+    browser_ollama.model("llama3.2").tokens_per_second = 30
+    paragraph = "A long line of earlier conversation. " * 12
+    conversation = conversation_with(
+        "carol", models["llama3.2:latest"], "Scrolling", *[paragraph] * 20
+    )
+    log_in(page, app_server)
+    page.goto(f"{app_server.url}/conversations/{conversation.pk}/")
+    page.locator("#composer-input").fill("Tell me more")
+    page.locator("#composer-input").press("Enter")
+    expect(page.get_by_test_id("message")).to_have_count(22)
+    at_bottom = "box => box.scrollHeight - box.scrollTop - box.clientHeight < 80"
+    box = page.locator("#messages")
+    expect(reply_article(page).get_by_test_id("message-content")).to_contain_text("ipsum")
+    assert box.evaluate(at_bottom)  # following the stream
+
+    box.evaluate("box => { box.scrollTop = 0; }")
+    jump = page.get_by_test_id("jump-latest")
+    expect(jump).to_be_visible()  # new text arrives below while the user reads above
+    assert not box.evaluate(at_bottom)
+    jump.click()
+    expect(jump).to_be_hidden()
+    assert box.evaluate(at_bottom)
