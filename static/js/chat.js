@@ -9,7 +9,9 @@
   function composerInput() { return document.getElementById("composer-input"); }
 
   // --- scrolling: follow the stream unless the user scrolled up ------------------------------
-  var followStream = true;
+  // Whether the view was at the bottom just before a frame changed the content: read then,
+  // not from scroll events, which may arrive after the frame.
+  var wasAtBottom = true;
 
   function atBottom(box) {
     return box.scrollHeight - box.scrollTop - box.clientHeight < NEAR_BOTTOM_PX;
@@ -18,7 +20,6 @@
   function scrollToLatest() {
     var box = messages();
     if (box) { box.scrollTop = box.scrollHeight; }
-    followStream = true;
     showJump(false);
   }
 
@@ -30,7 +31,7 @@
   function afterContentChanged() {
     var box = messages();
     if (!box) { return; }
-    if (followStream) { box.scrollTop = box.scrollHeight; } else { showJump(true); }
+    if (wasAtBottom) { box.scrollTop = box.scrollHeight; } else { showJump(true); }
   }
 
   // --- copying --------------------------------------------------------------------------------
@@ -258,6 +259,11 @@
     if (banner) { banner.hidden = true; }
   });
 
+  document.addEventListener("htmx:wsBeforeMessage", function () {
+    var box = messages();
+    wasAtBottom = !box || atBottom(box);
+  });
+
   document.addEventListener("htmx:wsAfterMessage", function () {
     // A title pushed over the socket also names the browser tab.
     var title = document.getElementById("conversation-title");
@@ -278,8 +284,7 @@
     var box = messages();
     if (box) {
       box.addEventListener("scroll", function () {
-        followStream = atBottom(box);
-        if (followStream) { showJump(false); }
+        if (atBottom(box)) { showJump(false); }
       }, { passive: true });
       scrollToLatest();
     }
