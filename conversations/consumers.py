@@ -20,7 +20,7 @@ from django.http import Http404
 
 from conversations import frames
 from conversations.db import db
-from conversations.forms import EditForm, SendForm
+from conversations.forms import EditForm, SendForm, first_error
 from conversations.generation import generation_launch, generation_prepare
 from conversations.groups import control_group, stream_group
 from conversations.models import Conversation, Message
@@ -30,6 +30,7 @@ from conversations.turns import (
     Turn,
     TurnRefused,
     lost_replies_sweep,
+    refusal_text,
     reply_fail,
     turn_edit,
     turn_regenerate,
@@ -112,7 +113,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def _send_message(self, data: dict[str, Any]) -> None:
         form = SendForm(data)
         if not form.is_valid():
-            await self.send(frames.error_frame(_first_error(form.errors)))
+            await self.send(frames.error_frame(first_error(form)))
             return
         content = form.cleaned_data["content"]
         started = await self._start_turn(turn_send, content=content)
@@ -122,7 +123,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def _edit_message(self, data: dict[str, Any]) -> None:
         form = EditForm(data)
         if not form.is_valid():
-            await self.send(frames.error_frame(_first_error(form.errors)))
+            await self.send(frames.error_frame(first_error(form)))
             return
         await self._start_turn(turn_edit, content=form.cleaned_data["content"])
 
@@ -144,11 +145,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def _start_turn(self, action: Any, **kwargs: Any) -> bool:
         try:
             turn: Turn = await db(action)(conversation=self.conversation, **kwargs)
-        except TurnRefused as refused:
-            await self.send(frames.error_frame(str(refused)))
-            return False
-        except ValidationError as invalid:
-            await self.send(frames.error_frame(" ".join(invalid.messages)))
+        except (TurnRefused, ValidationError) as refused:
+            await self.send(frames.error_frame(refusal_text(refused)))
             return False
         await turn_announce_and_start(self.conversation.pk, turn)
         return True
@@ -292,10 +290,3 @@ def _snapshot(conversation: Conversation) -> tuple[str, list[int]]:
 def _status_after_sweep(conversation_id: int, reply_id: int) -> str | None:
     lost_replies_sweep(conversation_id=conversation_id)
     return Message.objects.filter(pk=reply_id).values_list("status", flat=True).first()
-
-
-def _first_error(errors: Any) -> str:
-    for messages in errors.values():
-        for message in messages:
-            return str(message)
-    return "The message could not be sent."

@@ -11,6 +11,14 @@ from conversations.models import LanguageModel, SystemPrompt
 from conversations.turns import check_content
 
 
+def first_error(form: forms.Form) -> str:
+    """The first thing wrong with a submitted form, to show on its own."""
+    for messages in form.errors.values():
+        for message in messages:
+            return str(message)
+    return "The message could not be sent."
+
+
 class ContentField(forms.CharField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(strip=False, required=False, **kwargs)

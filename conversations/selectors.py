@@ -33,32 +33,36 @@ def prompts_on_offer() -> QuerySet[SystemPrompt]:
 MESSAGE_PAGE_SIZE = 50
 
 
-def _page_before(conversation: Conversation, before: Message | None) -> tuple[list[Message], bool]:
+def _page_before(conversation: Conversation, before: Message | None) -> dict[str, Any]:
     """Up to a page of the conversation's messages, oldest first, ending just before ``before``
-    (or with the newest), and whether older ones exist. Two queries, however long the chat."""
+    (or with the newest); whether older ones exist, and where the next page up starts. Two
+    queries, however long the chat."""
     messages = conversation.messages.order_by("-created_at", "-id")
     if before is not None:
         messages = messages.filter(
             Q(created_at__lt=before.created_at) | Q(created_at=before.created_at, id__lt=before.pk)
         )
     page = list(messages.prefetch_related("images")[: MESSAGE_PAGE_SIZE + 1])
-    has_older = len(page) > MESSAGE_PAGE_SIZE
-    return page[:MESSAGE_PAGE_SIZE][::-1], has_older
+    shown = page[:MESSAGE_PAGE_SIZE][::-1]
+    return {
+        "messages": shown,
+        "has_older": len(page) > MESSAGE_PAGE_SIZE,
+        "oldest_id": shown[0].pk if shown else None,
+    }
 
 
 def conversation_state(conversation: Conversation) -> dict[str, Any]:
     """What the conversation page shows below its header: the newest messages, which of them
     carry the regenerate and edit actions, whether a reply is streaming, and the last error."""
-    messages, has_older = _page_before(conversation, None)
+    page = _page_before(conversation, None)
+    messages: list[Message] = page["messages"]
     last_user = next((m for m in reversed(messages) if m.role == Message.Role.USER), None)
     last = messages[-1] if messages else None
     last_reply = last if last is not None and last.role == Message.Role.ASSISTANT else None
     # One reply at a time: a streaming reply is the newest message.
     streaming = last if last is not None and last.is_streaming else None
     return {
-        "messages": messages,
-        "has_older": has_older,
-        "oldest_id": messages[0].pk if messages else None,
+        **page,
         "last_user_id": last_user.pk if last_user else None,
         "last_reply_id": last_reply.pk if last_reply else None,
         "busy": streaming is not None,
@@ -72,9 +76,4 @@ def older_messages(conversation: Conversation, before_id: int) -> dict[str, Any]
     before = conversation.messages.filter(pk=before_id).only("id", "created_at").first()
     if before is None:
         return {"messages": [], "has_older": False, "oldest_id": None}
-    messages, has_older = _page_before(conversation, before)
-    return {
-        "messages": messages,
-        "has_older": has_older,
-        "oldest_id": messages[0].pk if messages else None,
-    }
+    return _page_before(conversation, before)

@@ -17,6 +17,8 @@ from conversations.ownership import conversations_of
 PAGE_SIZE = 50
 SEARCH_LIMIT = 50
 SEARCH_MAX_CHARS = 200
+# What a list entry shows and how it is ordered and grouped.
+LISTED_FIELDS = ("id", "title", "pinned", "archived", "updated_at")
 
 PINNED = "Pinned"
 TODAY = "Today"
@@ -105,7 +107,7 @@ def sidebar_page(
     position = decode_cursor(cursor) if cursor else None
     if position is not None:
         listing = _after(listing, position, archived=archived)
-    rows = list(listing.only("id", "title", "pinned", "archived", "updated_at")[: PAGE_SIZE + 1])
+    rows = list(listing.only(*LISTED_FIELDS)[: PAGE_SIZE + 1])
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
     today = timezone.localdate()
@@ -132,8 +134,4 @@ def sidebar_search(user: AbstractBaseUser | AnonymousUser, query: str) -> list[C
     for word in words:
         in_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=word)
         found = found.filter(Q(title__icontains=word) | Exists(in_messages))
-    return list(
-        found.order_by("-updated_at", "-id").only(
-            "id", "title", "pinned", "archived", "updated_at"
-        )[:SEARCH_LIMIT]
-    )
+    return list(found.order_by("-updated_at", "-id").only(*LISTED_FIELDS)[:SEARCH_LIMIT])

@@ -29,6 +29,13 @@ class TurnRefused(Exception):
     """The turn cannot start; the message says why, in words for the user."""
 
 
+def refusal_text(refusal: TurnRefused | ValidationError) -> str:
+    """Why a turn did not start (refused, or an unacceptable image), in words for the user."""
+    if isinstance(refusal, ValidationError):
+        return " ".join(refusal.messages)
+    return str(refusal)
+
+
 @dataclass(frozen=True)
 class Turn:
     reply: Message

@@ -36,6 +36,7 @@ from conversations.forms import (
     NewConversationForm,
     RenameForm,
     SendForm,
+    first_error,
 )
 from conversations.importing import ImportRefused, import_upload
 from conversations.models import Conversation, MessageImage
@@ -52,7 +53,13 @@ from conversations.services import (
     conversation_update,
 )
 from conversations.sidebar import SEARCH_MAX_CHARS, sidebar_page, sidebar_search
-from conversations.turns import Turn, TurnRefused, lost_replies_sweep, turn_send
+from conversations.turns import (
+    Turn,
+    TurnRefused,
+    lost_replies_sweep,
+    refusal_text,
+    turn_send,
+)
 
 # What Ollama uses when nobody sets a temperature (OLLAMA_API.md, section 6).
 OLLAMA_DEFAULT_TEMPERATURE = 0.8
@@ -64,6 +71,14 @@ class HtmxHttpRequest(HttpRequest):
 
 def _sidebar_context(request: HttpRequest, current_id: int | None) -> dict[str, Any]:
     return {"page": sidebar_page(request.user), "current_id": current_id, "archived": False}
+
+
+def _image_limits() -> dict[str, int]:
+    """What the image picker says a message may carry."""
+    return {
+        "max_images": settings.CHAT_MAX_IMAGES_PER_MESSAGE,
+        "max_image_bytes": settings.CHAT_MAX_IMAGE_BYTES,
+    }
 
 
 def _current_id(request: HttpRequest) -> int | None:
@@ -88,8 +103,7 @@ def _new_conversation_context(
         "selected_prompt_id": str(form.data.get("system_prompt", "")) if form is not None else "",
         "prompts": list(prompts_on_offer()),
         "any_vision": any(m.supports_vision for m in models),
-        "max_images": settings.CHAT_MAX_IMAGES_PER_MESSAGE,
-        "max_image_bytes": settings.CHAT_MAX_IMAGE_BYTES,
+        **_image_limits(),
         "form": form,
         "chat_error": chat_error,
     }
@@ -108,8 +122,7 @@ def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpRespo
         **_sidebar_context(request, conversation.pk),
         **_settings_context(conversation, settings_form_for(conversation)),
         **conversation_state(conversation),
-        "max_images": settings.CHAT_MAX_IMAGES_PER_MESSAGE,
-        "max_image_bytes": settings.CHAT_MAX_IMAGE_BYTES,
+        **_image_limits(),
     }
     return render(request, "conversations/chat.html", context)
 
@@ -133,8 +146,7 @@ def _create(request: HttpRequest) -> tuple[Conversation, Turn] | HttpResponse:
         )
     except (TurnRefused, ValidationError) as refused:
         conversation.delete()
-        message = str(refused) if isinstance(refused, TurnRefused) else " ".join(refused.messages)
-        context = _new_conversation_context(request, form, chat_error=message)
+        context = _new_conversation_context(request, form, chat_error=refusal_text(refused))
         return render(request, "conversations/chat.html", context, status=400)
     return conversation, turn
 
@@ -290,17 +302,15 @@ def _send_with_images(request: HttpRequest, conversation_id: int) -> tuple[Turn 
     conversation = get_conversation_for_user(request.user, conversation_id)
     form = SendForm(request.POST)
     if not form.is_valid():
-        return None, str(next(iter(form.errors.values()))[0])
+        return None, first_error(form)
     try:
         turn = turn_send(
             conversation=conversation,
             content=form.cleaned_data["content"],
             images=request.FILES.getlist("images"),
         )
-    except TurnRefused as refused:
-        return None, str(refused)
-    except ValidationError as invalid:
-        return None, " ".join(invalid.messages)
+    except (TurnRefused, ValidationError) as refused:
+        return None, refusal_text(refused)
     return turn, ""
 
 
