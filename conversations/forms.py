@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from django import forms
-from django.core.validators import MaxValueValidator
 
 from conversations.models import LanguageModel, SystemPrompt
+from conversations.ollama_options import OPTION_SPECS
 from conversations.turns import check_content
+from conversations.user_options import USER_OPTIONS
 
 
 def first_error(form: forms.Form) -> str:
@@ -58,33 +59,34 @@ class RenameForm(forms.Form):
         return " ".join(self.cleaned_data["title"].split())
 
 
-# What a user may change per conversation, and within what bounds. The model's context length
-# caps num_ctx further.
-MIN_NUM_CTX = 512
-MAX_NUM_CTX = 131_072
-
-
 class ConversationOptionsForm(forms.Form):
-    """The conversation's settings panel. A blank field means "the model's default"."""
-
-    temperature = forms.FloatField(
-        required=False,
-        min_value=0,
-        max_value=2,
-        help_text="0 answers the same way every time; higher is more varied (0 to 2).",
-    )
-    num_ctx = forms.IntegerField(
-        label="Context length",
-        required=False,
-        min_value=MIN_NUM_CTX,
-        help_text="How many tokens of the conversation the model reads; more needs more memory.",
-    )
+    """The conversation's settings panel: one field per option the model lets users change
+    (``LanguageModel.user_options``), within its bounds. A blank field means "the model's
+    default"."""
 
     def __init__(self, *args: Any, model: LanguageModel | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        limit = min(model.context_length or MAX_NUM_CTX, MAX_NUM_CTX) if model else MAX_NUM_CTX
-        field = cast(forms.IntegerField, self.fields["num_ctx"])
-        field.max_value = limit
-        field.validators.append(MaxValueValidator(limit))
-        field.widget.attrs.update(min=MIN_NUM_CTX, max=limit, step=512)
-        self.fields["temperature"].widget.attrs.update(step="0.1")
+        bounds = model.user_bounds() if model else {}
+        for name, (low, high) in bounds.items():
+            option = USER_OPTIONS[name]
+            whole = OPTION_SPECS[name].kind == "int"
+            help_text = f"{option.help_text} ({low:g} to {high:g})"
+            field: forms.Field
+            if whole:
+                field = forms.IntegerField(
+                    label=option.label,
+                    required=False,
+                    min_value=int(low),
+                    max_value=int(high),
+                    help_text=help_text,
+                )
+            else:
+                field = forms.FloatField(
+                    label=option.label,
+                    required=False,
+                    min_value=low,
+                    max_value=high,
+                    help_text=help_text,
+                )
+            field.widget.attrs.update(min=f"{low:g}", max=f"{high:g}", step=option.step)
+            self.fields[name] = field

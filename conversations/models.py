@@ -15,6 +15,7 @@ from conversations.ollama_options import (
     validate_keep_alive,
     validate_options,
 )
+from conversations.user_options import default_user_options, user_bounds, validate_user_options
 
 
 class LanguageModel(models.Model):
@@ -46,6 +47,13 @@ class LanguageModel(models.Model):
         validators=[validate_keep_alive],
         help_text="How long Ollama keeps it loaded: seconds or e.g. 5m; empty: the server's.",
     )
+    user_options = models.JSONField(
+        "options users may change",
+        default=default_user_options,
+        blank=True,
+        validators=[validate_user_options],
+        help_text="Option names with the bounds users may choose within.",
+    )
     position = models.PositiveIntegerField(default=0, help_text="Lower comes first.")
     # What the Ollama server said at the last sync. A model that disappeared from the server is
     # kept (conversations refer to it) and marked not installed.
@@ -60,6 +68,12 @@ class LanguageModel(models.Model):
 
     class Meta:
         ordering = ["position", "name"]
+        permissions = [
+            (
+                "manage_ollama_server",
+                "Can sync, pull, load, unload and delete models on the Ollama server",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 Lower("name"),
@@ -99,6 +113,10 @@ class LanguageModel(models.Model):
 
     def keep_alive_for_request(self) -> int | float | str | None:
         return keep_alive_for_request(self.keep_alive)
+
+    def user_bounds(self) -> dict[str, tuple[float, float]]:
+        """The options users may set for this model, with the effective bounds."""
+        return user_bounds(self.user_options, self.context_length)
 
 
 class SystemPrompt(models.Model):
@@ -226,6 +244,7 @@ class Conversation(models.Model):
 
     class Meta:
         ordering = ["-pinned", "-updated_at", "-id"]
+        permissions = [("view_usage", "Can see usage figures per model and per user")]
         indexes = [
             # The sidebar: one user's active conversations, pinned first, then newest first.
             models.Index(
@@ -365,3 +384,71 @@ class MessageImage(models.Model):
 
     def __str__(self) -> str:
         return self.original_name or self.file.name or ""
+
+
+class ModelPull(models.Model):
+    """A model an admin asked Ollama to download, with its progress as Ollama reports it.
+
+    The pull runs in the background of the worker that started it; this row is how any page
+    (and any worker) shows its progress and asks it to stop.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    # Ollama's latest status line ("pulling 6a0746a1ec1a", "verifying sha256 digest", ...).
+    stage = models.CharField(max_length=200, blank=True)
+    # Per layer digest: {"total": bytes, "completed": bytes}, in the order Ollama reported them.
+    layers = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    sync_summary = models.CharField(max_length=300, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    # Renewed every few seconds while the pull runs: a running pull whose heartbeat stopped
+    # lost its worker (a restart) and is shown as interrupted.
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    HEARTBEAT_SECONDS = 2
+    STALE_AFTER_SECONDS = 30
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = "model download"
+
+    def __str__(self) -> str:
+        return f"Pull of {self.name}"
+
+    @property
+    def is_running(self) -> bool:
+        return self.status == self.Status.RUNNING and not self.is_stale
+
+    @property
+    def is_stale(self) -> bool:
+        if self.status != self.Status.RUNNING:
+            return False
+        age = (timezone.now() - self.heartbeat_at).total_seconds()
+        return age > self.STALE_AFTER_SECONDS
+
+    @property
+    def completed_bytes(self) -> int:
+        return sum(int(layer.get("completed") or 0) for layer in self.layers.values())
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(int(layer.get("total") or 0) for layer in self.layers.values())
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        total = self.total_bytes
+        return int(100 * self.completed_bytes / total) if total else 0

@@ -14,6 +14,7 @@ from django.conf import settings
 from conversations.models import Conversation, LanguageModel, Message, SystemPrompt
 from conversations.ollama import ChatMessage
 from conversations.ollama.types import KeepAlive
+from conversations.user_options import allowed_overrides
 
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4  # the role markers a chat template adds around each message
@@ -90,7 +91,9 @@ def reply_request(conversation: Conversation, reply: Message) -> ReplyRequest:
     ]
     turns = [_as_chat_message(m, with_images=model.supports_vision) for m in history]
 
-    options = {**(model.default_options or {}), **(conversation.options or {})}
+    # The user's settings count only as far as the model still allows them today.
+    overrides = allowed_overrides(conversation.options, model.user_bounds())
+    options = {**(model.default_options or {}), **overrides}
     budget = context_budget(model, options)
     options["num_ctx"] = budget
     num_predict = options.get("num_predict")

@@ -60,9 +60,9 @@ from conversations.turns import (
     refusal_text,
     turn_send,
 )
+from conversations.user_options import USER_OPTIONS
 
 # What Ollama uses when nobody sets a temperature (OLLAMA_API.md, section 6).
-OLLAMA_DEFAULT_TEMPERATURE = 0.8
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -222,26 +222,25 @@ def conversation_rename(request: HtmxHttpRequest, conversation_id: int) -> HttpR
 
 
 def _settings_context(conversation: Conversation, form: ConversationOptionsForm) -> dict[str, Any]:
+    """The settings form, each field with the value the model uses when the field is blank."""
     model = conversation.model
     defaults = dict(model.default_options or {}) if model else {}
-    default_temperature = defaults.get("temperature", OLLAMA_DEFAULT_TEMPERATURE)
-    default_num_ctx = context_budget(model, defaults) if model else None
-    form.fields["temperature"].widget.attrs["placeholder"] = default_temperature
-    form.fields["num_ctx"].widget.attrs["placeholder"] = default_num_ctx or ""
-    return {
-        "conversation": conversation,
-        "settings_form": form,
-        "default_temperature": default_temperature,
-        "default_num_ctx": default_num_ctx,
-    }
+    fields = []
+    for field in form:
+        if field.name == "num_ctx" and model is not None:
+            default: Any = context_budget(model, defaults)
+        else:
+            default = defaults.get(field.name, USER_OPTIONS[field.name].ollama_default)
+        field.field.widget.attrs["placeholder"] = default
+        fields.append((field, default))
+    return {"conversation": conversation, "settings_form": form, "settings_fields": fields}
 
 
 def settings_form_for(conversation: Conversation) -> ConversationOptionsForm:
     options = conversation.options or {}
-    return ConversationOptionsForm(
-        initial={name: options.get(name) for name in ("temperature", "num_ctx")},
-        model=conversation.model,
-    )
+    form = ConversationOptionsForm(model=conversation.model)
+    form.initial = {name: options.get(name) for name in form.fields}
+    return form
 
 
 @require_POST
