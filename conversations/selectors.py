@@ -10,7 +10,8 @@ from conversations.models import Conversation, LanguageModel, Message, SystemPro
 
 
 def models_on_offer() -> QuerySet[LanguageModel]:
-    return LanguageModel.objects.filter(enabled=True)
+    # A model deleted from the Ollama server (or gone at the last sync) cannot answer.
+    return LanguageModel.objects.filter(enabled=True, installed=True)
 
 
 def models_with_locked_prompts() -> list[LanguageModel]:

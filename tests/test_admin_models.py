@@ -453,3 +453,35 @@ def test_users_may_change_only_what_the_admin_allows_within_its_bounds(
     model.save()
     conversation.refresh_from_db()
     assert reply_request(conversation, reply).options["top_k"] == 25
+
+
+def test_a_disabled_model_leaves_the_pickers_but_its_conversations_still_open(
+    chat_admin: Client, user: User
+) -> None:
+    llama = LanguageModel.objects.create(name="llama3.2:latest", enabled=True, is_default=True)
+    qwen = LanguageModel.objects.create(name="qwen3:latest", display_name="Qwen 3", enabled=True)
+    LanguageModel.objects.create(name="gone:latest", enabled=True, installed=False)
+    conversation = Conversation.objects.create(
+        owner=user, title="With Qwen", model=qwen, model_name=qwen.name
+    )
+    form = {
+        "form-TOTAL_FORMS": "2",
+        "form-INITIAL_FORMS": "2",
+        "form-0-id": str(llama.pk),
+        "form-0-enabled": "on",
+        "form-1-id": str(qwen.pk),
+        "_save": "Save",
+    }
+    response = chat_admin.post(f"{MODELS}?o=1", form)
+    assert response.status_code == 302, text_of(response)[:2000]
+    qwen.refresh_from_db()
+    assert not qwen.enabled
+
+    owner = Client()
+    owner.force_login(user)
+    home = owner.get("/").content.decode()
+    picker = home.split('data-testid="model-select"')[1].split("</select>")[0]
+    assert "llama3.2:latest" in picker or "llama3.2" in picker
+    assert "Qwen 3" not in picker and "gone:latest" not in picker
+    page = owner.get(f"/conversations/{conversation.pk}/")
+    assert page.status_code == 200 and "With Qwen" in text_of(page)
