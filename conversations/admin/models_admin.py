@@ -122,6 +122,9 @@ class LanguageModelAdmin(admin.ModelAdmin[LanguageModel]):
         ),
     ]
 
+    class Media:
+        css = {"all": ["css/admin.css"]}
+
     # --- the list ------------------------------------------------------------------------------
 
     def get_list_display(self, request: HttpRequest) -> list[Any]:
