@@ -4,6 +4,7 @@ preview, and untrusted text in transcripts. Screenshots go to screenshots/ (not 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from conversations.fake_ollama import FakeOllamaServer
 from conversations.models import Conversation, LanguageModel, Message, SystemPrompt
 from conversations.roles import CHAT_ADMINS
 from conversations.services import system_prompt_save
-from tests.browsing import log_in, reply_article, screenshot, start_conversation
+from tests.browsing import log_in, reply_article, screenshot
 from tests.conftest import PASSWORD, live_server_environment, make_user
 from tests.live_server import LiveServer, daphne_process
 from tests.test_browser_ui import XSS_PAYLOADS
@@ -83,6 +84,7 @@ def test_an_admin_syncs_enables_a_model_and_locks_a_prompt_that_a_user_then_chat
     expect(user_page.get_by_test_id("locked-prompt")).to_contain_text("Support desk")
     expect(user_page.get_by_test_id("system-prompt-select")).to_be_hidden()
     # Even a user who forces the hidden select to another prompt gets the locked one.
+    user_page.fill("[data-testid=composer] textarea[name=content]", "How do I reset my password?")
     user_page.evaluate(
         """(id) => {
             const select = document.querySelector('[data-testid=system-prompt-select]');
@@ -93,7 +95,13 @@ def test_an_admin_syncs_enables_a_model_and_locks_a_prompt_that_a_user_then_chat
         }""",
         str(other.pk),
     )
-    conversation = start_conversation(user_page, "qwen3", "How do I reset my password?")
+    with user_page.expect_request(
+        lambda r: r.method == "POST" and r.url.endswith("/new/")
+    ) as sent_form:
+        user_page.get_by_test_id("send").click()
+    assert f'name="system_prompt"\r\n\r\n{other.pk}\r\n' in (sent_form.value.post_data or "")
+    expect(user_page).to_have_url(re.compile(r"/conversations/\d+/$"))
+    conversation = Conversation.objects.get(pk=int(user_page.url.rstrip("/").rsplit("/", 1)[1]))
     expect(reply_article(user_page)).to_have_attribute("data-status", "complete", timeout=15_000)
     user_page.context.close()
 
