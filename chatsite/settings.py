@@ -121,7 +121,9 @@ CHANNEL_LAYERS: dict[str, dict[str, Any]] = (
     if REDIS_URL
     else {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            # channels' in-memory layer, without its sweep of every channel on every message
+            # (conversations/channel_layer.py; measured in docs/performance.md).
+            "BACKEND": "conversations.channel_layer.LocalChannelLayer",
             "CONFIG": {"capacity": CHANNEL_CAPACITY},
         }
     }

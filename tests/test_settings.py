@@ -251,8 +251,9 @@ def test_the_defaults_run_on_one_machine_with_nothing_installed(tmp_path: Path) 
     assert database["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
     assert "journal_mode=WAL" in database["OPTIONS"]["init_command"]
     assert database["OPTIONS"]["timeout"] > 0
+    # In memory, in the one process: channels' layer with a cheaper sweep.
     assert loaded["CHANNEL_LAYERS"]["default"]["BACKEND"] == (  # type: ignore[index]
-        "channels.layers.InMemoryChannelLayer"
+        "conversations.channel_layer.LocalChannelLayer"
     )
     assert loaded["OLLAMA_BASE_URL"] == "http://127.0.0.1:11434"
     assert loaded["MEDIA_ROOT"] == str(tmp_path / "media")
