@@ -111,11 +111,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 REDIS_URL = env_redis_url("REDIS_URL")
 # A socket's queue holds this many frames; a reply publishes about 30 a second at most.
 CHANNEL_CAPACITY = 1000
+REDIS_SOCKET_TIMEOUT = 15
 CHANNEL_LAYERS: dict[str, dict[str, Any]] = (
     {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": CHANNEL_CAPACITY},
+            "CONFIG": {
+                # channels_redis waits for a socket's next message with a blocking pop of 5 s;
+                # redis-py 8 also gives up reading after 5 s by default, so an idle socket's
+                # read could time out first and close the socket with 1011. Reads get longer
+                # than the pop (a dead Redis is still noticed).
+                "hosts": [{"address": REDIS_URL, "socket_timeout": REDIS_SOCKET_TIMEOUT}],
+                "capacity": CHANNEL_CAPACITY,
+            },
         }
     }
     if REDIS_URL
