@@ -4,7 +4,6 @@ has them); elsewhere these tests are skipped, saying why."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -159,24 +158,3 @@ def test_a_reply_from_one_worker_streams_to_and_is_stopped_from_another(
     assert reply_on_a.get_by_test_id("message-content").text_content() == shown
     assert body_on_b.text_content() == shown
     assert browser_ollama.wait_for(lambda: browser_ollama.requests_to("/api/chat")[0].disconnected)
-
-
-async def test_an_idle_socket_on_redis_waits_past_the_blocking_pop() -> None:
-    """redis-py 8 gives up a read after 5 s by default, as long as channels_redis's blocking pop:
-    the settings give reads longer, so an idle socket keeps waiting instead of failing."""
-    from channels_redis.core import RedisChannelLayer
-    from django.conf import settings
-
-    layer = RedisChannelLayer(
-        hosts=[{"address": REDIS, "socket_timeout": settings.REDIS_SOCKET_TIMEOUT}]
-    )
-    channel = await layer.new_channel()
-    try:
-        # Two blocking pops' worth of silence, then a message: it arrives.
-        receiving = asyncio.ensure_future(layer.receive(channel))
-        await asyncio.sleep(RedisChannelLayer.brpop_timeout * 2 + 1)
-        assert not receiving.done(), receiving
-        await layer.send(channel, {"type": "still.here"})
-        assert (await asyncio.wait_for(receiving, 5)) == {"type": "still.here"}
-    finally:
-        await layer.flush()
