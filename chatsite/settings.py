@@ -25,6 +25,7 @@ from chatsite.env import (
     env_path,
     env_redis_url,
     env_time_zone,
+    url_with_default_query,
 )
 from chatsite.secret_key import load_or_create_secret_key
 
@@ -121,7 +122,10 @@ CHANNEL_LAYERS: dict[str, dict[str, Any]] = (
                 # redis-py 8 also gives up reading after 5 s by default, so an idle socket's
                 # read could time out first and close the socket with 1011. Reads get longer
                 # than the pop (a dead Redis is still noticed).
-                "hosts": [{"address": REDIS_URL, "socket_timeout": REDIS_SOCKET_TIMEOUT}],
+                # (In the URL: channels_redis consumes a host given as a dict the first time.)
+                "hosts": [
+                    url_with_default_query(REDIS_URL, "socket_timeout", str(REDIS_SOCKET_TIMEOUT))
+                ],
                 "capacity": CHANNEL_CAPACITY,
             },
         }

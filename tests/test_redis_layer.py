@@ -8,6 +8,8 @@ import os
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
+from chatsite.env import url_with_default_query
+
 REDIS = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 
 
@@ -15,7 +17,7 @@ async def test_an_idle_socket_on_redis_waits_past_the_blocking_pop() -> None:
     """redis-py 8 gives up a read after 5 s by default, as long as channels_redis's blocking pop:
     the settings give reads longer, so an idle socket keeps waiting instead of failing."""
     layer = RedisChannelLayer(
-        hosts=[{"address": REDIS, "socket_timeout": settings.REDIS_SOCKET_TIMEOUT}]
+        hosts=[url_with_default_query(REDIS, "socket_timeout", str(settings.REDIS_SOCKET_TIMEOUT))]
     )
     channel = await layer.new_channel()
     try:
