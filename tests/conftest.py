@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import Client
 from PIL import Image
 
 from conversations.fake_ollama import FakeOllamaServer, default_catalogue
 from conversations.models import Conversation, LanguageModel, Message
+from conversations.roles import CHAT_ADMINS
 from conversations.services import message_image_attach
 from tests.live_server import LiveServer, daphne_process, database_url, server_environment
 
@@ -48,6 +50,20 @@ def make_user(username: str, *, real_hash: bool = False, **fields: object) -> Us
     user.password = make_password(PASSWORD, hasher="pbkdf2_sha256" if real_hash else "default")
     user.save()
     return user
+
+
+def make_chat_admin(username: str = "curator", *, real_hash: bool = False) -> User:
+    """Staff in the shipped "Chat admins" group, not a superuser."""
+    admin = make_user(username, real_hash=real_hash, is_staff=True)
+    admin.groups.add(Group.objects.get(name=CHAT_ADMINS))
+    return admin
+
+
+@pytest.fixture
+def chat_admin(client: Client, db: None) -> Client:
+    """The test client, logged in as a chat admin."""
+    client.force_login(make_chat_admin())
+    return client
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -15,21 +15,12 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from conversations.models import Conversation, LanguageModel, Message, ModelPull, SystemPrompt
-from conversations.roles import CHAT_ADMINS
 from conversations.usage import usage_report
 from tests.conftest import make_user
 
 CONVERSATIONS = "/admin/conversations/conversation/"
 SECRET = "the merger with Initech closes on Friday"
 XSS = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=1</script>'
-
-
-@pytest.fixture
-def chat_admin(client: Client, db: None) -> Client:
-    admin = make_user("curator", is_staff=True)
-    admin.groups.add(Group.objects.get(name=CHAT_ADMINS))
-    client.force_login(admin)
-    return client
 
 
 def chat(owner: User, model: LanguageModel, title: str, replies: int = 1) -> Conversation:

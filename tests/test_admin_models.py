@@ -32,15 +32,6 @@ def use_fake(settings, fake_ollama: FakeOllamaServer) -> None:  # type: ignore[n
     settings.OLLAMA_BASE_URL = fake_ollama.url
 
 
-@pytest.fixture
-def chat_admin(client: Client) -> Client:
-    """Staff in the shipped "Chat admins" group, not a superuser."""
-    admin = make_user("curator", is_staff=True)
-    admin.groups.add(Group.objects.get(name=CHAT_ADMINS))
-    client.force_login(admin)
-    return client
-
-
 def text_of(response: Any) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
 

@@ -8,28 +8,19 @@ import json
 import re
 
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Permission, User
 from django.test import AsyncClient, Client
 
 from conversations.fake_ollama import FakeOllamaServer
 from conversations.fake_ollama.replies import expected_reply
 from conversations.models import LanguageModel, SystemPrompt
 from conversations.prompting import reply_request
-from conversations.roles import CHAT_ADMINS
 from conversations.services import conversation_start, system_prompt_save
-from tests.conftest import make_user
+from tests.conftest import make_chat_admin, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PROMPTS = "/admin/conversations/systemprompt/"
-
-
-@pytest.fixture
-def chat_admin(client: Client) -> Client:
-    admin = make_user("curator", is_staff=True)
-    admin.groups.add(Group.objects.get(name=CHAT_ADMINS))
-    client.force_login(admin)
-    return client
 
 
 def prompt_form(**values: str) -> dict[str, str]:
@@ -116,10 +107,8 @@ def test_a_locked_prompt_needs_a_model(chat_admin: Client) -> None:
 @pytest.fixture
 def async_admin(fake_ollama: FakeOllamaServer, settings) -> AsyncClient:  # type: ignore[no-untyped-def]
     settings.OLLAMA_BASE_URL = fake_ollama.url
-    admin = make_user("curator", is_staff=True)
-    admin.groups.add(Group.objects.get(name=CHAT_ADMINS))
     client = AsyncClient()
-    client.force_login(admin)
+    client.force_login(make_chat_admin())
     return client
 
 

@@ -8,27 +8,19 @@ import re
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, User
 from playwright.sync_api import Browser, Page, expect
 
 from conversations.fake_ollama import FakeOllamaServer
 from conversations.models import Conversation, LanguageModel, Message, SystemPrompt
-from conversations.roles import CHAT_ADMINS
 from conversations.services import system_prompt_save
 from tests.browsing import log_in, reply_article, screenshot
-from tests.conftest import PASSWORD, live_server_environment, make_user
+from tests.conftest import PASSWORD, live_server_environment, make_chat_admin, make_user
 from tests.live_server import LiveServer, daphne_process
 from tests.test_browser_ui import XSS_PAYLOADS
 
 pytestmark = pytest.mark.browser
 
 LOCKED_TEXT = "You are the support desk of Example Corp. Answer in one paragraph."
-
-
-def chat_admin(username: str = "dana") -> User:
-    admin = make_user(username, real_hash=True, is_staff=True)
-    admin.groups.add(Group.objects.get(name=CHAT_ADMINS))
-    return admin
 
 
 def admin_log_in(page: Page, server: LiveServer, username: str = "dana") -> None:
@@ -44,7 +36,7 @@ def test_an_admin_syncs_enables_a_model_and_locks_a_prompt_that_a_user_then_chat
 ) -> None:
     # A team already chatting with one model: newly synced models arrive disabled.
     LanguageModel.objects.create(name="llama3.2:latest", enabled=True, is_default=True)
-    chat_admin()
+    make_chat_admin("dana", real_hash=True)
     make_user("carol", real_hash=True)
     other = SystemPrompt.objects.create(name="Pirate", text="Talk like a pirate.")
     system_prompt_save(prompt=other, edited_by=None)
@@ -123,7 +115,7 @@ def test_a_pull_shows_live_progress_that_survives_a_reload(
 ) -> None:
     LanguageModel.objects.create(name="llama3.2:latest", enabled=True)
     monkeypatch.setattr(browser_ollama, "pull_step_seconds", 0.4)
-    chat_admin()
+    make_chat_admin("dana", real_hash=True)
     admin_log_in(page, app_server)
     page.goto(f"{app_server.url}/admin/conversations/languagemodel/")
     page.get_by_test_id("admin-pull").click()
@@ -147,7 +139,7 @@ def test_the_prompt_preview_streams_the_answer_as_text(
     page: Page, app_server: LiveServer, browser_ollama: FakeOllamaServer
 ) -> None:
     LanguageModel.objects.create(name="llama3.2:latest", enabled=True, is_default=True)
-    chat_admin()
+    make_chat_admin("dana", real_hash=True)
     admin_log_in(page, app_server)
     page.goto(f"{app_server.url}/admin/conversations/systemprompt/add/")
     page.fill("textarea[name=text]", "Answer like a <b>pirate</b>.")

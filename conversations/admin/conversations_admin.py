@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.http import content_disposition_header
 
+from conversations.admin.pages import admin_page_context
 from conversations.export import export_entries, in_batches, zip_stream
 from conversations.models import Conversation, Message
 from conversations.usage import PERIODS, usage_report
@@ -162,11 +163,7 @@ class ConversationAdmin(admin.ModelAdmin[Conversation]):
             days = PERIODS[0]
         if days not in PERIODS:
             days = PERIODS[0]
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": f"Usage, last {days} days",
-            "report": usage_report(days),
-            "periods": PERIODS,
-        }
+        context = admin_page_context(
+            self, request, f"Usage, last {days} days", report=usage_report(days), periods=PERIODS
+        )
         return TemplateResponse(request, "admin/conversations/conversation/usage.html", context)

@@ -22,6 +22,7 @@ from conversations.admin.model_form import (
     OPTION_FIELD_NAMES,
     LanguageModelForm,
 )
+from conversations.admin.pages import admin_page_context
 from conversations.model_pulls import pull_cancel, pull_start
 from conversations.models import LanguageModel, ModelPull
 from conversations.ollama import OllamaError
@@ -176,11 +177,9 @@ class LanguageModelAdmin(admin.ModelAdmin[LanguageModel]):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        model = self.get_object(request, object_id)
         context = {
             **(extra_context or {}),
             "can_manage_server": request.user.has_perm(MANAGE_SERVER),
-            "conversation_count": model.conversations.count() if model else 0,
         }
         return super().change_view(request, object_id, form_url, context)
 
@@ -253,14 +252,6 @@ class LanguageModelAdmin(admin.ModelAdmin[LanguageModel]):
     def _changelist(self) -> HttpResponseRedirect:
         return HttpResponseRedirect(reverse("admin:conversations_languagemodel_changelist"))
 
-    def _context(self, request: HttpRequest, title: str, **values: Any) -> dict[str, Any]:
-        return {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": title,
-            **values,
-        }
-
     def sync_view(self, request: HttpRequest) -> HttpResponse:
         if request.method != "POST":
             return self._changelist()
@@ -279,14 +270,14 @@ class LanguageModelAdmin(admin.ModelAdmin[LanguageModel]):
             return HttpResponseRedirect(
                 reverse("admin:conversations_languagemodel_pull_progress", args=[pull.pk])
             )
-        context = self._context(
-            request, "Pull a model", form=form, pulls=ModelPull.objects.all()[:20]
+        context = admin_page_context(
+            self, request, "Pull a model", form=form, pulls=ModelPull.objects.all()[:20]
         )
         return TemplateResponse(request, "admin/conversations/languagemodel/pull.html", context)
 
     def pull_progress_view(self, request: HttpRequest, pull_id: int) -> HttpResponse:
         pull = get_object_or_404(ModelPull, pk=pull_id)
-        context = self._context(request, f"Pulling {pull.name}", pull=pull)
+        context = admin_page_context(self, request, f"Pulling {pull.name}", pull=pull)
         template = "admin/conversations/languagemodel/pull_progress.html"
         if getattr(request, "htmx", False):
             template += "#progress"
@@ -337,7 +328,8 @@ class LanguageModelAdmin(admin.ModelAdmin[LanguageModel]):
                 messages.SUCCESS,
             )
             return self._changelist()
-        context = self._context(
+        context = admin_page_context(
+            self,
             request,
             f"Delete {model.name} from the Ollama server?",
             model=model,

@@ -22,6 +22,8 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from conversations.admin.pages import admin_page_context
+from conversations.forms import first_error
 from conversations.models import LanguageModel, SystemPrompt, SystemPromptVersion
 from conversations.prompt_history import version_history
 from conversations.prompt_preview import preview_stream
@@ -116,14 +118,14 @@ class SystemPromptAdmin(admin.ModelAdmin[SystemPrompt]):
         prompt = get_object_or_404(SystemPrompt, pk=object_id)
         if not self.has_view_or_change_permission(request, prompt):
             raise PermissionDenied
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": f"Versions of “{prompt.name}”",
-            "prompt": prompt,
-            "changes": version_history(prompt),
-            "can_restore": self.has_change_permission(request, prompt),
-        }
+        context = admin_page_context(
+            self,
+            request,
+            f"Versions of “{prompt.name}”",
+            prompt=prompt,
+            changes=version_history(prompt),
+            can_restore=self.has_change_permission(request, prompt),
+        )
         return TemplateResponse(request, "admin/conversations/systemprompt/versions.html", context)
 
     def restore_view(self, request: HttpRequest, object_id: str, number: int) -> HttpResponse:
@@ -151,8 +153,9 @@ class SystemPromptAdmin(admin.ModelAdmin[SystemPrompt]):
             return HttpResponse("Send the prompt with POST.", status=405, content_type="text/plain")
         form = PreviewForm(request.POST)
         if not form.is_valid():
-            first = next(iter(form.errors.values()))[0]
-            return HttpResponse(first, status=400, content_type="text/plain; charset=utf-8")
+            return HttpResponse(
+                first_error(form), status=400, content_type="text/plain; charset=utf-8"
+            )
         stream = preview_stream(
             form.cleaned_data["model"], form.cleaned_data["text"], form.cleaned_data["message"]
         )
