@@ -34,7 +34,8 @@ PROGRESS_WRITE_SECONDS = 0.25
 def pull_start(name: str, started_by: AbstractBaseUser | AnonymousUser | None) -> ModelPull:
     """Start pulling ``name`` unless a pull of it is running already; return the pull to follow."""
     name = name.strip()
-    running = [p for p in ModelPull.objects.filter(name__iexact=name) if p.is_running]
+    candidates = ModelPull.objects.filter(name__iexact=name, status=ModelPull.Status.RUNNING)
+    running = [p for p in candidates if p.is_running]  # not a pull whose worker died
     if running:
         return running[0]
     user = started_by if isinstance(started_by, User) else None

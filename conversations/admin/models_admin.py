@@ -162,7 +162,9 @@ class LanguageModelAdmin(admin.ModelAdmin[LanguageModel]):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        running = [pull for pull in ModelPull.objects.all()[:10] if pull.is_running]
+        # Running by status, minus those whose worker died (stale heartbeat).
+        candidates = ModelPull.objects.filter(status=ModelPull.Status.RUNNING)
+        running = [pull for pull in candidates if pull.is_running]
         context = {
             **(extra_context or {}),
             "can_manage_server": request.user.has_perm(MANAGE_SERVER),
