@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 # Where collectstatic writes; the settings read the same variable.
 export STATIC_ROOT ?= $(CURDIR)/staticfiles
 
-.PHONY: install run demo test test-postgres test-fast bench lint format clean
+.PHONY: install run demo test test-postgres test-fast bench bench-quick lint format clean
 
 # uv bootstraps itself into a private venv with nothing but python3 and pip.
 $(UV):
@@ -53,8 +53,12 @@ test-postgres: install
 	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(PY) -m pytest -m "not browser"
 
 # Benchmarks (not part of make test): a table on the terminal, JSON in bench-results/.
-bench: install
+# A few minutes; bench-quick in under one. See docs/performance.md.
+bench: install $(STATIC_ROOT)/.collected
 	$(PY) -m tests.benchmarks $(BENCH_ARGS)
+
+bench-quick: install $(STATIC_ROOT)/.collected
+	$(PY) -m tests.benchmarks --quick $(BENCH_ARGS)
 
 # Everything but the browser tests, for a quick loop while working.
 test-fast: install

@@ -2,7 +2,8 @@
 
 It parses and validates frames, hands sends to the generation code, and relays what the
 conversation's group publishes as HTML fragments. It owns no generation: closing it stops
-nothing.
+nothing. The fragments of a reply come rendered (once, whoever watches); a socket renders only
+what is its own: its snapshot, its errors, a reply's state when it joins mid-reply.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import logging
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -25,7 +27,7 @@ from conversations.generation import generation_launch, generation_prepare
 from conversations.groups import control_group, stream_group
 from conversations.models import Conversation, Message
 from conversations.ownership import aget_conversation_for_user
-from conversations.prompting import reply_request
+from conversations.prompting import ReplyRequest, reply_request
 from conversations.turns import (
     Turn,
     TurnRefused,
@@ -72,6 +74,21 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self.send(snapshot)
         for reply_id in streaming:
             await self._request_state(reply_id)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """As channels dispatches, except that events from the conversation's group skip its
+        trip to the database thread to close stale connections before each handler. A reply
+        sends such events many times a second, per socket; they need no database, and what
+        does run in this consumer runs through ``db``, which closes stale connections itself.
+        Without this, every frame of every reply queued behind the database work of the whole
+        worker. Events from the browser (connect, receive, disconnect) keep the trip."""
+        if message["type"].startswith("websocket."):
+            await super().dispatch(message)
+            return
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def disconnect(self, code: int) -> None:
         if self._watchdog is not None:
@@ -144,11 +161,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def _start_turn(self, action: Any, **kwargs: Any) -> bool:
         try:
-            turn: Turn = await db(action)(conversation=self.conversation, **kwargs)
+            turn, request = await _turn_and_request(action, self.conversation, **kwargs)
         except (TurnRefused, ValidationError) as refused:
             await self.send(frames.error_frame(refusal_text(refused)))
             return False
-        await turn_announce_and_start(self.conversation.pk, turn)
+        await turn_announce_and_start(self.conversation.pk, turn, request)
         return True
 
     # --- events from the conversation's group --------------------------------------------------
@@ -157,7 +174,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if event["reply_id"] in self._shown:
             return  # this socket's snapshot already had the turn
         self._shown[event["reply_id"]] = 0  # a new reply: nothing shown, nothing missed
-        html = await db(frames.turn_started_frame)(
+        html = event.get("html") or await db(frames.turn_started_frame)(
             self.conversation.pk, event["message_ids"], event["removed_ids"]
         )
         await self.send(html)
@@ -172,7 +189,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             self._held.setdefault(reply_id, []).append(event)
         elif event["seq"] == shown + 1:
             self._shown[reply_id] = event["seq"]
-            await self.send(frames.delta_frame(event))
+            await self.send(event["html"])
         elif event["seq"] > shown + 1:
             # A delta went missing (a full channel, a layer hiccup): start again from the state.
             self._held[reply_id] = [event]
@@ -195,7 +212,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         reply_id = event["message_id"]
         self._shown.pop(reply_id, None)
         self._held.pop(reply_id, None)
-        html = await db(frames.finished_frame)(reply_id)
+        # Without HTML when the generation could not save the reply, or this socket found it
+        # lost: the database says how it ended.
+        html = event.get("html") or await db(frames.finished_frame)(reply_id)
         if html:
             await self.send(html)
 
@@ -240,8 +259,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                     await self.generation_finished({"message_id": reply_id})
 
 
-async def turn_announce_and_start(conversation_id: int, turn: Turn) -> None:
-    """Tell every socket of the conversation about the new messages, then start the reply."""
+async def turn_announce_and_start(
+    conversation_id: int, turn: Turn, request: ReplyRequest | None = None
+) -> None:
+    """Start the reply, and tell every socket of the conversation about the new messages.
+
+    The reply is asked of Ollama first: the announcement is rendered while the model works on
+    its first token. The generation publishes nothing before the announcement is out."""
     layer = get_channel_layer()
     message_ids = [m.pk for m in (turn.user_message, turn.reply) if m is not None]
     announcement = {
@@ -251,7 +275,8 @@ async def turn_announce_and_start(conversation_id: int, turn: Turn) -> None:
         "removed_ids": turn.removed_ids,
     }
     try:
-        request = await db(_reply_request)(conversation_id, turn.reply.pk)
+        if request is None:
+            request = await db(_reply_request)(conversation_id, turn.reply.pk)
     except Exception:
         logger.exception("Could not prepare reply %s", turn.reply.pk)
         await db(reply_fail)(turn.reply.pk, "The reply could not be prepared.")
@@ -265,11 +290,36 @@ async def turn_announce_and_start(conversation_id: int, turn: Turn) -> None:
     generation = await generation_prepare(
         conversation_id=conversation_id, reply_id=turn.reply.pk, request=request
     )
-    await layer.group_send(stream_group(conversation_id), announcement)
     generation_launch(generation)
+    try:
+        # Rendered once for every socket; a socket renders it itself if this fails.
+        announcement["html"] = await db(frames.turn_started_frame)(
+            conversation_id, message_ids, turn.removed_ids
+        )
+    except Exception:
+        logger.exception("Could not render the start of reply %s", turn.reply.pk)
+    try:
+        await layer.group_send(stream_group(conversation_id), announcement)
+    finally:
+        generation.announced()
 
 
-def _reply_request(conversation_id: int, reply_id: int) -> Any:
+@db
+def _turn_and_request(
+    action: Any, conversation: Conversation, **kwargs: Any
+) -> tuple[Turn, ReplyRequest | None]:
+    """Save the turn and read what Ollama is to be sent, in one trip to the database thread:
+    both stand between the user's send and the first token. The request is None when it could
+    not be built: ``turn_announce_and_start`` then tries once more, and fails the reply."""
+    turn: Turn = action(conversation=conversation, **kwargs)
+    try:
+        # The turn's reply belongs to the conversation it locked, its model already loaded.
+        return turn, reply_request(turn.reply.conversation, turn.reply)
+    except Exception:
+        return turn, None
+
+
+def _reply_request(conversation_id: int, reply_id: int) -> ReplyRequest:
     conversation = Conversation.objects.select_related("model").get(pk=conversation_id)
     reply = Message.objects.get(pk=reply_id)
     return reply_request(conversation, reply)

@@ -5,6 +5,9 @@ does not stop it. It publishes batched deltas to the conversation's group, answe
 from sockets that join mid-reply with its state so far, obeys stop requests from any socket (on
 any worker, through the channel layer), checkpoints the reply about once a second with a lease
 that says its writer is alive, and writes the outcome once at the end.
+
+Every frame is rendered here, once, whoever watches: a delta carries its HTML fragment, and so
+does the end of the reply. Sockets only forward them.
 """
 
 from __future__ import annotations
@@ -18,8 +21,15 @@ from contextlib import aclosing, suppress
 from typing import Any
 
 from channels.layers import BaseChannelLayer, get_channel_layer
-from django.conf import settings
 
+from conversations import frames
+from conversations.checkpoints import (
+    CHECKPOINT_SECONDS,
+    Checkpoint,
+    checkpoints_join,
+    checkpoints_leave,
+    lease_renewal_seconds,
+)
 from conversations.db import db
 from conversations.groups import control_group, stream_group
 from conversations.models import Message
@@ -27,13 +37,12 @@ from conversations.ollama import ChatChunk, OllamaClient, OllamaError, get_clien
 from conversations.prompting import ReplyRequest
 from conversations.streaming_markdown import StreamingMarkdown
 from conversations.titles import title_after_first_reply
-from conversations.turns import new_lease
 
 logger = logging.getLogger(__name__)
 
 # Chunks arriving within this window go out as one frame; the first chunk goes at once.
 BATCH_SECONDS = 0.03
-CHECKPOINT_SECONDS = 1.0
+__all__ = ["BATCH_SECONDS", "CHECKPOINT_SECONDS", "Generation"]
 
 
 class Generation:
@@ -62,9 +71,16 @@ class Generation:
         self.stop_requested = False
         self.row_lost = False
         self._pending = asyncio.Event()
+        # Nothing is published before the turn is announced: a delta must not reach a page
+        # before the reply it belongs to.
+        self._announced = asyncio.Event()
         self._closing = False
         self._reader: asyncio.Task[None] | None = None
         self._control = ""
+        # How many pieces of each the last checkpoint wrote, and when; what the pending one
+        # will have written.
+        self._saved = self._due = (0, 0)
+        self._saved_at = time.monotonic()
 
     # --- the life of a reply -----------------------------------------------------------------
 
@@ -74,12 +90,14 @@ class Generation:
         self._control = await self.layer.new_channel()
         await self.layer.group_add(control_group(self.conversation_id), self._control)
 
+    def announced(self) -> None:
+        """The turn has been announced to the conversation's sockets: publish from now on."""
+        self._announced.set()
+
     async def run(self) -> None:
         control = self._control
-        helpers = [
-            asyncio.create_task(self._listen(control)),
-            asyncio.create_task(self._checkpoints()),
-        ]
+        helpers = [asyncio.create_task(self._listen(control))]
+        checkpoints_join(self)
         publisher = asyncio.create_task(self._publish())
         self._reader = asyncio.create_task(self._read())
         status, error = Message.Status.COMPLETE, ""
@@ -100,6 +118,7 @@ class Generation:
             logger.exception("Reply %s failed unexpectedly", self.reply_id)
             status, error = Message.Status.ERROR, "Something went wrong on the server."
         finally:
+            checkpoints_leave(self)
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -110,16 +129,13 @@ class Generation:
             await self._quietly(
                 self.layer.group_discard(control_group(self.conversation_id), control)
             )
+        finished: dict[str, Any] = {"type": "generation.finished", "message_id": self.reply_id}
         try:
-            saved = await self._save_outcome(status, error)
+            saved, finished["html"] = await self._save_outcome(status, error)
         finally:
             # Even when saving failed, sockets re-read the reply instead of waiting for ever.
-            await self._quietly(
-                self.layer.group_send(
-                    stream_group(self.conversation_id),
-                    {"type": "generation.finished", "message_id": self.reply_id},
-                )
-            )
+            await self._announced.wait()
+            await self._quietly(self.layer.group_send(stream_group(self.conversation_id), finished))
         if saved and status == Message.Status.COMPLETE:
             # The user never waits for the title: it arrives later, pushed to the sidebar.
             _spawn(
@@ -166,6 +182,7 @@ class Generation:
     # --- publishing --------------------------------------------------------------------------
 
     async def _publish(self) -> None:
+        await self._announced.wait()
         while True:
             await self._pending.wait()
             self._pending.clear()
@@ -182,24 +199,28 @@ class Generation:
         if not content_delta and not thinking_delta:
             return
         self.seq += 1
-        event: dict[str, Any] = {
-            "type": "generation.delta",
+        delta: dict[str, Any] = {
             "message_id": self.reply_id,
-            "seq": self.seq,
             "thinking": thinking_delta,
             "first": self.seq == 1,
             "content_changed": bool(content_delta),
         }
         if content_delta:
-            # Rendered here, once for every viewer, and only the open block again.
+            # Only the open block is rendered again; finished ones went out once already.
             step = self.markdown.advance(content)
-            event.update(new_blocks=str(step.new_blocks), tail=str(step.tail))
+            delta.update(new_blocks=step.new_blocks, tail=step.tail)
         thinking_started = bool(thinking_delta) and not self.published_thinking
         answer_started = bool(content_delta) and not self.published_content
         if thinking and (thinking_started or answer_started):
             # The thinking block appears whole, open; it closes when the answer starts.
-            event.update(thinking_all=thinking, answering=bool(content))
+            delta.update(thinking_all=thinking, answering=bool(content))
         self.published_content, self.published_thinking = content, thinking
+        event = {
+            "type": "generation.delta",
+            "message_id": self.reply_id,
+            "seq": self.seq,
+            "html": frames.delta_frame(delta),
+        }
         # A lost delta costs viewers some text until the final frame, never the saved reply.
         await self._quietly(self.layer.group_send(stream_group(self.conversation_id), event))
 
@@ -237,33 +258,27 @@ class Generation:
 
     # --- saving ------------------------------------------------------------------------------
 
-    async def _checkpoints(self) -> None:
-        saved = (0, 0)
-        last_write = time.monotonic()
-        while True:
-            await asyncio.sleep(CHECKPOINT_SECONDS)
-            now = (len(self.content), len(self.thinking))
-            # Renew the lease well before it runs out even while nothing arrives (model load).
-            if (
-                now == saved
-                and time.monotonic() - last_write < settings.CHAT_STREAM_LEASE_SECONDS / 4
-            ):
-                continue
-            try:
-                updated = await _checkpoint(
-                    self.reply_id, "".join(self.content), "".join(self.thinking)
-                )
-            except Exception:
-                logger.warning("Reply %s: checkpoint failed", self.reply_id, exc_info=True)
-                continue
-            saved, last_write = now, time.monotonic()
-            if not updated:
-                # Deleted with its conversation, or swept: nobody needs the rest of it.
-                self.row_lost = True
-                self.stop()
-                return
+    def checkpoint_due(self, now: float) -> Checkpoint | None:
+        """The text so far, once a second at most; or, while nothing arrives (a model loading),
+        just often enough to renew the lease."""
+        waited = now - self._saved_at
+        self._due = (len(self.content), len(self.thinking))
+        if waited < CHECKPOINT_SECONDS:
+            return None
+        if self._due == self._saved and waited < lease_renewal_seconds():
+            return None
+        return Checkpoint(self.reply_id, "".join(self.content), "".join(self.thinking))
 
-    async def _save_outcome(self, status: str, error: str) -> bool:
+    def checkpoint_saved(self, checkpoint: Checkpoint, now: float) -> None:
+        self._saved, self._saved_at = self._due, now
+
+    def checkpoint_lost(self) -> None:
+        # Deleted with its conversation, or swept: nobody needs the rest of it.
+        self.row_lost = True
+        self.stop()
+
+    async def _save_outcome(self, status: str, error: str) -> tuple[bool, str | None]:
+        """Whether the outcome was saved, and the reply's final frame if it was."""
         final = self.final
         fields: dict[str, Any] = {
             "content": "".join(self.content),
@@ -293,7 +308,7 @@ class Generation:
                 )
                 await asyncio.sleep(1 + attempt)
         logger.error("Reply %s could not be saved; the lease sweep will mark it", self.reply_id)
-        return False
+        return False, None
 
 
 _SHUTDOWN_MESSAGE = (
@@ -303,19 +318,12 @@ _SHUTDOWN_MESSAGE = (
 
 
 @db
-def _checkpoint(reply_id: int, content: str, thinking: str) -> bool:
-    return bool(
-        Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
-            content=content, thinking=thinking, lease_expires_at=new_lease()
-        )
-    )
-
-
-@db
-def _finish(reply_id: int, fields: dict[str, Any]) -> bool:
-    return bool(
-        Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(**fields)
-    )
+def _finish(reply_id: int, fields: dict[str, Any]) -> tuple[bool, str | None]:
+    """Save the outcome and render the reply's final frame, in one trip to the database
+    thread."""
+    if not Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(**fields):
+        return False, None
+    return True, frames.finished_frame(reply_id)
 
 
 # --- starting and stopping ---------------------------------------------------------------------
@@ -324,8 +332,8 @@ def _finish(reply_id: int, fields: dict[str, Any]) -> bool:
 async def generation_prepare(
     *, conversation_id: int, reply_id: int, request: ReplyRequest
 ) -> Generation:
-    """A generation listening for stop and sync requests, not yet running: announce the turn,
-    then ``generation_launch`` it."""
+    """A generation listening for stop and sync requests, not yet running: ``generation_launch``
+    it, announce the turn, then tell it so (``announced``)."""
     layer: BaseChannelLayer | None = get_channel_layer()
     if layer is None:
         raise RuntimeError("CHANNEL_LAYERS is not configured")
@@ -341,7 +349,8 @@ async def generation_prepare(
 
 
 def generation_launch(generation: Generation) -> None:
-    """Run on this worker's event loop; the task outlives whoever launched it."""
+    """Run on this worker's event loop; the task outlives whoever launched it. It asks Ollama
+    at once, and publishes once ``announced``."""
     _spawn(generation.run(), name=f"reply-{generation.reply_id}")
 
 

@@ -84,12 +84,12 @@ def reply_request(conversation: Conversation, reply: Message) -> ReplyRequest:
     model = conversation.model
     if model is None:
         raise ValueError("the conversation has no model")
-    history = [
-        m
-        for m in conversation.messages.filter(id__lt=reply.id).prefetch_related("images")
-        if _belongs_in_history(m)
-    ]
-    turns = [_as_chat_message(m, with_images=model.supports_vision) for m in history]
+    earlier = conversation.messages.filter(id__lt=reply.id)
+    with_images = model.supports_vision
+    if with_images:  # a query more, on the way to the first token: only when they are sent
+        earlier = earlier.prefetch_related("images")
+    history = [m for m in earlier if _belongs_in_history(m)]
+    turns = [_as_chat_message(m, with_images=with_images) for m in history]
 
     # The user's settings count only as far as the model still allows them today.
     overrides = allowed_overrides(conversation.options, model.user_bounds())

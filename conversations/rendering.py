@@ -8,10 +8,12 @@ attributes, no ``javascript:`` or ``data:`` URLs; links open in a new tab withou
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import nh3
 from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
@@ -55,18 +57,43 @@ def _markdown() -> MarkdownIt:
 
 def markdown_block_starts(text: str) -> list[int]:
     """The line on which each top-level block of the Markdown text starts."""
-    starts: list[int] = []
-    for token in _markdown().parse(text):
-        if token.level == 0 and token.nesting >= 0 and token.map and token.map[0] not in starts:
-            starts.append(token.map[0])
+    return [line for line, _ in _block_starts(_markdown().parse(text))]
+
+
+def _block_starts(tokens: list[Token]) -> list[tuple[int, int]]:
+    """(line, index of its first token) for each top-level block."""
+    starts: list[tuple[int, int]] = []
+    for index, token in enumerate(tokens):
+        if token.level != 0 or token.nesting < 0 or not token.map:
+            continue
+        if not starts or token.map[0] != starts[-1][0]:
+            starts.append((token.map[0], index))
     return starts
 
 
 def render_markdown(text: str) -> SafeString:
     """Untrusted Markdown (a model's reply) as safe HTML."""
-    html = _markdown().render(text)
-    clean = nh3.clean(
-        html,
+    return _sanitize(_markdown().render(text))
+
+
+def render_markdown_split(text: str) -> tuple[int, SafeString, SafeString]:
+    """The line on which the last top-level block starts (0 when there is only one), the HTML
+    of the blocks before it and that of the last block. Parsed once: this runs for every frame
+    of a streaming reply."""
+    md = _markdown()
+    env: dict[str, Any] = {}
+    tokens = md.parse(text, env)
+    starts = _block_starts(tokens)
+    line, first = starts[-1] if len(starts) > 1 else (0, 0)
+    head = _sanitize(md.renderer.render(tokens[:first], md.options, env)) if first else None
+    tail = _sanitize(md.renderer.render(tokens[first:], md.options, env))
+    return line, head or SafeString(""), tail
+
+
+@cache
+def _cleaner() -> nh3.Cleaner:
+    # Built once: nh3.clean() would build the same allow-list again for every frame.
+    return nh3.Cleaner(
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
@@ -74,7 +101,10 @@ def render_markdown(text: str) -> SafeString:
         set_tag_attribute_values={"a": {"target": "_blank"}},
         filter_style_properties={"text-align"},
     )
-    return mark_safe(clean)  # noqa: S308 - cleaned by nh3 just above
+
+
+def _sanitize(html: str) -> SafeString:
+    return mark_safe(_cleaner().clean(html))  # noqa: S308 - cleaned by nh3 just now
 
 
 @cache

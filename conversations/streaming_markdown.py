@@ -13,7 +13,11 @@ from dataclasses import dataclass
 
 from django.utils.safestring import SafeString
 
-from conversations.rendering import markdown_block_starts, render_markdown
+from conversations.rendering import (
+    markdown_block_starts,
+    render_markdown,
+    render_markdown_split,
+)
 
 
 def normalize_newlines(text: str) -> str:
@@ -40,14 +44,10 @@ class StreamingMarkdown:
     def advance(self, text: str) -> RenderedStep:
         source = normalize_newlines(text)
         open_part = source[self.committed :]
-        split = _last_block_start(open_part)
-        new_blocks = render_markdown(open_part[:split]) if split else SafeString("")
-        self.committed += split
-        return RenderedStep(
-            new_blocks=new_blocks,
-            tail=render_markdown(open_part[split:]),
-            committed=self.committed,
-        )
+        # One parse of the open part gives both the split and the HTML on either side of it.
+        line, new_blocks, tail = render_markdown_split(open_part)
+        self.committed += _offset_of_line(open_part, line)
+        return RenderedStep(new_blocks=new_blocks, tail=tail, committed=self.committed)
 
 
 def split_rendering(text: str, committed: int) -> tuple[SafeString, SafeString]:
@@ -67,10 +67,11 @@ def natural_split(text: str) -> int:
 def _last_block_start(source: str) -> int:
     """The offset at which the last top-level block starts, or 0 when there is only one."""
     starts = markdown_block_starts(source)
-    if len(starts) < 2:
-        return 0
-    last_line = starts[-1]
+    return _offset_of_line(source, starts[-1]) if len(starts) > 1 else 0
+
+
+def _offset_of_line(source: str, line: int) -> int:
     offset = 0
-    for _ in range(last_line):
+    for _ in range(line):
         offset = source.index("\n", offset) + 1
     return offset

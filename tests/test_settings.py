@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from channels_redis.core import RedisChannelLayer
 from ollama._client import _parse_host
 
 from chatsite.env import (
@@ -251,8 +252,9 @@ def test_the_defaults_run_on_one_machine_with_nothing_installed(tmp_path: Path) 
     assert database["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
     assert "journal_mode=WAL" in database["OPTIONS"]["init_command"]
     assert database["OPTIONS"]["timeout"] > 0
+    # In memory, in the one process: channels' layer with a cheaper sweep.
     assert loaded["CHANNEL_LAYERS"]["default"]["BACKEND"] == (  # type: ignore[index]
-        "channels.layers.InMemoryChannelLayer"
+        "conversations.channel_layer.LocalChannelLayer"
     )
     assert loaded["OLLAMA_BASE_URL"] == "http://127.0.0.1:11434"
     assert loaded["MEDIA_ROOT"] == str(tmp_path / "media")
@@ -279,6 +281,10 @@ def test_the_environment_moves_the_site_to_postgres_and_redis(tmp_path: Path) ->
     assert loaded["CHANNEL_LAYERS"]["default"]["BACKEND"] == (  # type: ignore[index]
         "channels_redis.core.RedisChannelLayer"
     )
+    # A read must outlast channels_redis's blocking pop, or an idle socket's read times out.
+    (host,) = loaded["CHANNEL_LAYERS"]["default"]["CONFIG"]["hosts"]  # type: ignore[index]
+    assert host == "redis://127.0.0.1:6379/0?socket_timeout=15"
+    assert RedisChannelLayer.brpop_timeout < 15
     assert loaded["SECRET_KEY"] == "k" * 50
     assert not (tmp_path / "secret_key").exists()
     assert loaded["ALLOWED_HOSTS"] == ["chat.example.com"]

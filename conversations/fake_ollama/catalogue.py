@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -34,6 +35,9 @@ class FakeModel:
     reply_tokens: int | None = None
     # For "error", "cut" and "stall": how many tokens come first.
     fail_after_tokens: int = 5
+    # For benchmarks: streamed content token n is made by this as it is sent (say, the time),
+    # so a client can tell how long each token took to reach it.
+    token_at_send: Callable[[int], str] | None = None
     family: str = "llama"
     parameter_size: str = "3.2B"
     quantization_level: str = "Q4_K_M"

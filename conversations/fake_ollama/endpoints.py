@@ -361,6 +361,8 @@ async def _generate(
         if model.behaviour in ("error", "cut", "stall") and produced == model.fail_after_tokens:
             await _fail_mid_stream(exchange, model)
             return
+        if kind == "content" and model.token_at_send is not None:
+            token = model.token_at_send(produced - len(thinking))
         if not await exchange.send_line(chunk(kind, token)):
             return
         if delay and not await exchange.pause(delay):
