@@ -14,7 +14,7 @@ import zoneinfo
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -254,12 +254,3 @@ def env_ollama_host(name: str, *, environ: Mapping[str, str] = os.environ) -> st
         return parse_ollama_host(_raw(environ, name))
     except ValueError as exc:
         raise ConfigError(name, str(exc)) from None
-
-
-def url_with_default_query(url: str, name: str, value: str) -> str:
-    """``url`` with ``name=value`` in its query string, unless the URL sets ``name`` itself."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if any(key == name for key, _ in query):
-        return url
-    return parts._replace(query=urlencode([*query, (name, value)])).geturl()

@@ -25,7 +25,6 @@ from chatsite.env import (
     env_path,
     env_redis_url,
     env_time_zone,
-    url_with_default_query,
 )
 from chatsite.secret_key import load_or_create_secret_key
 
@@ -112,22 +111,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 REDIS_URL = env_redis_url("REDIS_URL")
 # A socket's queue holds this many frames; a reply publishes about 30 a second at most.
 CHANNEL_CAPACITY = 1000
-REDIS_SOCKET_TIMEOUT = 15
 CHANNEL_LAYERS: dict[str, dict[str, Any]] = (
     {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # channels_redis waits for a socket's next message with a blocking pop of 5 s;
-                # redis-py 8 also gives up reading after 5 s by default, so an idle socket's
-                # read could time out first and close the socket with 1011. Reads get longer
-                # than the pop (a dead Redis is still noticed).
-                # (In the URL: channels_redis consumes a host given as a dict the first time.)
-                "hosts": [
-                    url_with_default_query(REDIS_URL, "socket_timeout", str(REDIS_SOCKET_TIMEOUT))
-                ],
-                "capacity": CHANNEL_CAPACITY,
-            },
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": CHANNEL_CAPACITY},
         }
     }
     if REDIS_URL

@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 # Chunks arriving within this window go out as one frame; the first chunk goes at once.
 BATCH_SECONDS = 0.03
+# How long a reply waits for its stop-and-sync listener to end before it sends its end anyway.
+LISTENER_EXIT_SECONDS = 2.0
 __all__ = ["BATCH_SECONDS", "CHECKPOINT_SECONDS", "Generation"]
 
 
@@ -121,7 +123,11 @@ class Generation:
             checkpoints_leave(self)
             for helper in helpers:
                 helper.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            # A channel layer's client that swallows the cancellation (redis-py 8.1 did) must
+            # not keep the reply from ending: the sockets still get its end.
+            _, running = await asyncio.wait(helpers, timeout=LISTENER_EXIT_SECONDS)
+            if running:
+                logger.warning("Reply %s: its listener did not stop when cancelled", self.reply_id)
             self._closing = True
             self._pending.set()
             with suppress(asyncio.CancelledError):

@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 from django.db import connections
 from PIL import Image
 
+from conversations.channel_layer import LocalChannelLayer
 from conversations.db import db
 from conversations.fake_ollama import FakeOllamaServer, expected_reply
 from conversations.fake_ollama.server import RUNNER_STOPPED
@@ -385,6 +386,43 @@ async def test_a_dead_ollama_is_reported_with_how_to_start_it(live, owner, setti
     assert await tab.until_finished(reply.pk) == "error"
     assert "Ollama is not reachable at http://127.0.0.1:" in tab.error_text()
     assert "ollama serve" in tab.error_text()
+
+
+class CancelDeafLayer(LocalChannelLayer):
+    """The in-memory layer, except that a reply's stop-and-sync listener ignores being
+    cancelled once, as channels_redis's receive did with redis-py 8.1."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.listeners: set[str] = set()
+        self.swallowed = 0
+
+    async def group_add(self, group: str, channel: str) -> None:
+        if group.endswith("-control"):
+            self.listeners.add(channel)
+        await super().group_add(group, channel)
+
+    async def receive(self, channel: str):  # type: ignore[no-untyped-def]
+        try:
+            return await super().receive(channel)
+        except asyncio.CancelledError:
+            if channel not in self.listeners or self.swallowed:
+                raise
+            self.swallowed += 1
+            return await super().receive(channel)  # until cancelled again: never, by the reply
+
+
+async def test_a_listener_that_ignores_its_cancellation_does_not_hold_up_the_end(
+    live, owner, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.CancelDeafLayer"}}
+    channel_layers.backends.clear()
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    assert await tab.until_finished(reply.pk) == "complete"
+    assert channel_layers["default"].swallowed == 1  # the listener really ignored it
 
 
 # --- regenerate and edit -----------------------------------------------------------------
