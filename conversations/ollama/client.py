@@ -7,9 +7,9 @@ cancelled) closes the HTTP response, which is how Ollama is told to stop generat
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -25,8 +25,8 @@ from conversations.ollama.errors import (
     ServerBusy,
     StreamError,
     StreamInterrupted,
-    StreamStalled,
 )
+from conversations.ollama.ndjson import lines_until_stalled
 from conversations.ollama.types import (
     ChatChunk,
     ChatMessage,
@@ -250,25 +250,18 @@ class OllamaClient:
                 # A load/unload reply is one JSON object even when streaming was asked for.
                 yield _decode_object((await response.aread()).decode())
                 return
-            lines = response.aiter_lines()
-            while True:
+            lines = lines_until_stalled(response.aiter_bytes(), self.stall_timeout)
+            async with aclosing(lines):
                 try:
-                    async with asyncio.timeout(self.stall_timeout):
-                        line = await anext(lines)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    raise StreamStalled(self.stall_timeout) from None
+                    async for line in lines:
+                        data = _decode_object(line)
+                        if data.get("error"):
+                            raise StreamError(str(data["error"]))
+                        yield data
+                        if is_last(data):
+                            return
                 except httpx.TransportError as exc:
                     raise StreamInterrupted(f"{type(exc).__name__}: {exc}") from exc
-                if not line.strip():
-                    continue
-                data = _decode_object(line)
-                if data.get("error"):
-                    raise StreamError(str(data["error"]))
-                yield data
-                if is_last(data):
-                    return
             raise StreamInterrupted("the stream ended before its last chunk")
         finally:
             # Closing the response mid-stream is what makes Ollama stop generating.
@@ -337,10 +330,10 @@ def _add_common(
         payload["keep_alive"] = keep_alive
 
 
-def _decode_object(text: str) -> dict[str, Any]:
+def _decode_object(text: str | bytes) -> dict[str, Any]:
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MalformedResponse(f"not JSON ({exc}): {text[:200]!r}") from None
     if not isinstance(data, dict):
         raise MalformedResponse(f"expected a JSON object, got {text[:200]!r}")

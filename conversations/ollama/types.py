@@ -53,13 +53,23 @@ def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], defau
     return value
 
 
+# The helpers below return a well-typed value at once (a stream parses thousands of chunks) and
+# leave anything else to ``_get``, which supplies the default or says what is wrong.
+
+
 def _str(data: Mapping[str, Any], key: str, default: str = "") -> str:
+    value = data.get(key)
+    if value.__class__ is str:
+        return value
     return str(_get(data, key, str, default))
 
 
 def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
-    value: str | None = _get(data, key, str, None)
-    return value
+    value = data.get(key)
+    if value is None or value.__class__ is str:
+        return value
+    checked: str | None = _get(data, key, str, None)
+    return checked
 
 
 def _opt_int(data: Mapping[str, Any], key: str) -> int | None:
@@ -68,13 +78,25 @@ def _opt_int(data: Mapping[str, Any], key: str) -> int | None:
 
 
 def _obj(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value: Mapping[str, Any] = _get(data, key, dict, {})
-    return value
+    value = data.get(key)
+    if value.__class__ is dict:
+        return value
+    checked: Mapping[str, Any] = _get(data, key, dict, {})
+    return checked
 
 
 def _list(data: Mapping[str, Any], key: str) -> list[Any]:
+    if key not in data:
+        return []
     value: list[Any] = _get(data, key, list, [])
     return value
+
+
+def _bool(data: Mapping[str, Any], key: str) -> bool:
+    value = data.get(key)
+    if value.__class__ is bool:
+        return value
+    return bool(_get(data, key, bool, False))
 
 
 @dataclass(frozen=True)
@@ -104,6 +126,9 @@ class Metrics:
         if not self.eval_count or not self.eval_duration:
             return None
         return self.eval_count / self.eval_duration * 1e9
+
+
+_NO_METRICS = Metrics()
 
 
 @dataclass(frozen=True)
@@ -140,15 +165,17 @@ class ChatChunk:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ChatChunk:
         message = _obj(data, "message")
+        done = _bool(data, "done")
         return cls(
             model=_str(data, "model"),
             content=_str(message, "content"),
             thinking=_str(message, "thinking"),
             tool_calls=tuple(ToolCall.from_json(c) for c in _list(message, "tool_calls")),
-            done=bool(_get(data, "done", bool, False)),
+            done=done,
             created_at=_opt_str(data, "created_at"),
             done_reason=_opt_str(data, "done_reason"),
-            metrics=Metrics.from_json(data),
+            # Only the last chunk carries them; a stream has thousands of the others.
+            metrics=Metrics.from_json(data) if done else _NO_METRICS,
         )
 
 
@@ -170,7 +197,7 @@ class GenerateResult:
             model=_str(data, "model"),
             response=_str(data, "response"),
             thinking=_str(data, "thinking"),
-            done=bool(_get(data, "done", bool, False)),
+            done=_bool(data, "done"),
             created_at=_opt_str(data, "created_at"),
             done_reason=_opt_str(data, "done_reason"),
             metrics=Metrics.from_json(data),
