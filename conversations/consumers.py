@@ -161,11 +161,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def _start_turn(self, action: Any, **kwargs: Any) -> bool:
         try:
-            turn, request = await _turn_and_request(action, self.conversation, **kwargs)
+            prepared = await _turn_prepare(action, self.conversation, **kwargs)
         except (TurnRefused, ValidationError) as refused:
             await self.send(frames.error_frame(refusal_text(refused)))
             return False
-        await turn_announce_and_start(self.conversation.pk, turn, request)
+        await turn_announce_and_start(self.conversation.pk, *prepared)
         return True
 
     # --- events from the conversation's group --------------------------------------------------
@@ -260,14 +260,18 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
 
 async def turn_announce_and_start(
-    conversation_id: int, turn: Turn, request: ReplyRequest | None = None
+    conversation_id: int,
+    turn: Turn,
+    request: ReplyRequest | None = None,
+    announcement_html: str | None = None,
 ) -> None:
     """Start the reply, and tell every socket of the conversation about the new messages.
 
-    The reply is asked of Ollama first: the announcement is rendered while the model works on
-    its first token. The generation publishes nothing before the announcement is out."""
+    The reply is asked of Ollama first; an announcement not rendered yet is rendered while the
+    model works on its first token. The generation publishes nothing before the announcement
+    is out."""
     layer = get_channel_layer()
-    message_ids = [m.pk for m in (turn.user_message, turn.reply) if m is not None]
+    message_ids = turn.message_ids
     announcement = {
         "type": "turn.started",
         "reply_id": turn.reply.pk,
@@ -293,7 +297,7 @@ async def turn_announce_and_start(
     generation_launch(generation)
     try:
         # Rendered once for every socket; a socket renders it itself if this fails.
-        announcement["html"] = await db(frames.turn_started_frame)(
+        announcement["html"] = announcement_html or await db(frames.turn_started_frame)(
             conversation_id, message_ids, turn.removed_ids
         )
     except Exception:
@@ -305,18 +309,25 @@ async def turn_announce_and_start(
 
 
 @db
-def _turn_and_request(
+def _turn_prepare(
     action: Any, conversation: Conversation, **kwargs: Any
-) -> tuple[Turn, ReplyRequest | None]:
-    """Save the turn and read what Ollama is to be sent, in one trip to the database thread:
-    both stand between the user's send and the first token. The request is None when it could
-    not be built: ``turn_announce_and_start`` then tries once more, and fails the reply."""
+) -> tuple[Turn, ReplyRequest | None, str | None]:
+    """Save the turn, read what Ollama is to be sent and render the announcement, in one trip
+    to the database thread: all three stand between the user's send and the first token, and
+    each trip costs a turn of that thread and a connection. The request or the announcement is
+    None when it could not be made: ``turn_announce_and_start`` then tries once more."""
     turn: Turn = action(conversation=conversation, **kwargs)
+    # The turn's reply belongs to the conversation it locked, its model already loaded.
+    locked = turn.reply.conversation
     try:
-        # The turn's reply belongs to the conversation it locked, its model already loaded.
-        return turn, reply_request(turn.reply.conversation, turn.reply)
+        request: ReplyRequest | None = reply_request(locked, turn.reply)
     except Exception:
-        return turn, None
+        request = None
+    try:
+        html: str | None = frames.turn_started_frame(locked.pk, turn.message_ids, turn.removed_ids)
+    except Exception:
+        html = None
+    return turn, request, html
 
 
 def _reply_request(conversation_id: int, reply_id: int) -> ReplyRequest:

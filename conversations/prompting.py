@@ -6,12 +6,13 @@ model, and an estimate that errs on the long side keeps the latest message from 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
-from conversations.models import Conversation, LanguageModel, Message, SystemPrompt
+from conversations.models import Conversation, LanguageModel, Message, MessageImage, SystemPrompt
 from conversations.ollama import ChatMessage
 from conversations.ollama.types import KeepAlive
 from conversations.user_options import allowed_overrides
@@ -60,23 +61,22 @@ def system_prompt_text(conversation: Conversation, model: LanguageModel) -> str:
     return conversation.system_prompt_text
 
 
-def _as_chat_message(message: Message, *, with_images: bool) -> ChatMessage:
-    images: list[bytes] = []
-    if with_images and message.role == Message.Role.USER:
-        for image in message.images.all():
-            with image.file.open("rb") as file:
-                images.append(file.read())
+def _as_chat_message(role: str, content: str, images: Sequence[MessageImage]) -> ChatMessage:
     # Earlier thinking is left out: models do not need their old reasoning back.
-    if message.role == Message.Role.ASSISTANT:
-        return ChatMessage("assistant", message.content)
-    return ChatMessage("user", message.content, images=images)
+    if role == Message.Role.ASSISTANT:
+        return ChatMessage("assistant", content)
+    pictures: list[bytes] = []
+    for image in images:
+        with image.file.open("rb") as file:
+            pictures.append(file.read())
+    return ChatMessage("user", content, images=pictures)
 
 
-def _belongs_in_history(message: Message) -> bool:
-    if message.role == Message.Role.USER:
+def _belongs_in_history(role: str, content: str) -> bool:
+    if role == Message.Role.USER:
         return True
     # A reply that failed before saying anything has nothing for the model to read.
-    return message.role == Message.Role.ASSISTANT and bool(message.content)
+    return role == Message.Role.ASSISTANT and bool(content)
 
 
 def reply_request(conversation: Conversation, reply: Message) -> ReplyRequest:
@@ -85,11 +85,23 @@ def reply_request(conversation: Conversation, reply: Message) -> ReplyRequest:
     if model is None:
         raise ValueError("the conversation has no model")
     earlier = conversation.messages.filter(id__lt=reply.id)
-    with_images = model.supports_vision
-    if with_images:  # a query more, on the way to the first token: only when they are sent
-        earlier = earlier.prefetch_related("images")
-    history = [m for m in earlier if _belongs_in_history(m)]
-    turns = [_as_chat_message(m, with_images=with_images) for m in history]
+    # A long conversation is read whole on the way to every first token: plain values, and
+    # images (a query more) only for a model that is sent them.
+    rows: list[tuple[str, str, Sequence[MessageImage]]]
+    if model.supports_vision:
+        rows = [
+            (m.role, m.content, list(m.images.all()) if m.role == Message.Role.USER else [])
+            for m in earlier.only("id", "conversation_id", "role", "content").prefetch_related(
+                "images"
+            )
+        ]
+    else:
+        rows = [(role, content, ()) for role, content in earlier.values_list("role", "content")]
+    turns = [
+        _as_chat_message(role, content, images)
+        for role, content, images in rows
+        if _belongs_in_history(role, content)
+    ]
 
     # The user's settings count only as far as the model still allows them today.
     overrides = allowed_overrides(conversation.options, model.user_bounds())
@@ -105,16 +117,18 @@ def reply_request(conversation: Conversation, reply: Message) -> ReplyRequest:
 
     system = system_prompt_text(conversation, model)
     system_messages = [ChatMessage("system", system)] if system else []
-    fixed = sum(estimate_tokens(m) for m in system_messages)
+    sizes = [estimate_tokens(m) for m in turns]
+    total = sum(estimate_tokens(m) for m in system_messages) + sum(sizes)
     dropped = 0
     # Drop the oldest turns until the rest fits; never the system prompt or the latest message.
-    while len(turns) > 1 and fixed + sum(map(estimate_tokens, turns)) > budget - reserve:
-        turns.pop(0)
+    while len(turns) - dropped > 1 and total > budget - reserve:
+        total -= sizes[dropped]
         dropped += 1
         # Keep the history starting with the user's side of a turn.
-        while len(turns) > 1 and turns[0].role == "assistant":
-            turns.pop(0)
+        while len(turns) - dropped > 1 and turns[dropped].role == "assistant":
+            total -= sizes[dropped]
             dropped += 1
+    turns = turns[dropped:]
 
     return ReplyRequest(
         model=model.name,

@@ -44,6 +44,11 @@ class Turn:
     # page shows again (changed) in its new place.
     removed_ids: list[int] = field(default_factory=list)
 
+    @property
+    def message_ids(self) -> list[int]:
+        """The messages the turn shows: the user's, if it has one, and the reply."""
+        return [m.pk for m in (self.user_message, self.reply) if m is not None]
+
 
 def new_lease() -> datetime:
     return timezone.now() + timedelta(seconds=settings.CHAT_STREAM_LEASE_SECONDS)

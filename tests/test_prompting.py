@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
@@ -114,6 +116,32 @@ def test_images_go_to_vision_models_only(user) -> None:
     conversation.refresh_from_db()
     conversation.messages.filter(status="streaming").delete()
     assert reply_request(conversation, reply_to(conversation)).messages[-1].images == []
+
+
+@pytest.mark.parametrize("capabilities", [["completion"], ["completion", "vision"]])
+def test_the_queries_for_a_request_do_not_grow_with_the_history(user, capabilities) -> None:
+    """A request is built on the way to every first token; a long conversation must not make
+    it slower by a query per message (an image each, a deferred field each)."""
+    model = LanguageModel.objects.create(
+        name="m:latest",
+        enabled=True,
+        capabilities=capabilities,
+        default_options={"num_ctx": 100_000},  # room for every image
+    )
+
+    def queries_with(messages: int) -> int:
+        conversation = conversation_start(owner=user, model=model)
+        for number in range(messages):
+            question = add(conversation, "user", f"question {number}")
+            message_image_attach(message=question, upload=SimpleUploadedFile("a.png", png()))
+            add(conversation, "assistant", f"answer {number}")
+        reply = reply_to(conversation)
+        with CaptureQueriesContext(connection) as queries:
+            request = reply_request(conversation, reply)
+        assert len(request.messages) == 2 * messages
+        return len(queries)
+
+    assert queries_with(1) == queries_with(30)
 
 
 def test_a_long_history_is_trimmed_from_the_oldest_turn(conversation) -> None:
