@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from conversations.models import Conversation, LanguageModel, Message, SystemPrompt
