@@ -271,11 +271,10 @@ async def turn_announce_and_start(
     model works on its first token. The generation publishes nothing before the announcement
     is out."""
     layer = get_channel_layer()
-    message_ids = turn.message_ids
     announcement = {
         "type": "turn.started",
         "reply_id": turn.reply.pk,
-        "message_ids": message_ids,
+        "message_ids": turn.message_ids,
         "removed_ids": turn.removed_ids,
     }
     try:
@@ -295,13 +294,10 @@ async def turn_announce_and_start(
         conversation_id=conversation_id, reply_id=turn.reply.pk, request=request
     )
     generation_launch(generation)
-    try:
-        # Rendered once for every socket; a socket renders it itself if this fails.
-        announcement["html"] = announcement_html or await db(frames.turn_started_frame)(
-            conversation_id, message_ids, turn.removed_ids
-        )
-    except Exception:
-        logger.exception("Could not render the start of reply %s", turn.reply.pk)
+    if announcement_html is None:
+        announcement_html = await db(_announcement_html)(conversation_id, turn)
+    if announcement_html is not None:
+        announcement["html"] = announcement_html
     try:
         await layer.group_send(stream_group(conversation_id), announcement)
     finally:
@@ -317,17 +313,23 @@ def _turn_prepare(
     each trip costs a turn of that thread and a connection. The request or the announcement is
     None when it could not be made: ``turn_announce_and_start`` then tries once more."""
     turn: Turn = action(conversation=conversation, **kwargs)
-    # The turn's reply belongs to the conversation it locked, its model already loaded.
-    locked = turn.reply.conversation
+    request: ReplyRequest | None = None
     try:
-        request: ReplyRequest | None = reply_request(locked, turn.reply)
+        # The turn's reply belongs to the conversation it locked, its model already loaded.
+        request = reply_request(turn.reply.conversation, turn.reply)
     except Exception:
-        request = None
+        logger.exception("Could not prepare reply %s; trying again", turn.reply.pk)
+    return turn, request, _announcement_html(conversation.pk, turn)
+
+
+def _announcement_html(conversation_id: int, turn: Turn) -> str | None:
+    """The start of the turn, rendered once for every socket; None if that failed (a socket
+    then renders it itself)."""
     try:
-        html: str | None = frames.turn_started_frame(locked.pk, turn.message_ids, turn.removed_ids)
+        return frames.turn_started_frame(conversation_id, turn.message_ids, turn.removed_ids)
     except Exception:
-        html = None
-    return turn, request, html
+        logger.exception("Could not render the start of reply %s", turn.reply.pk)
+        return None
 
 
 def _reply_request(conversation_id: int, reply_id: int) -> ReplyRequest:

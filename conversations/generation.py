@@ -125,7 +125,14 @@ class Generation:
                 helper.cancel()
             # A channel layer's client that swallows the cancellation (redis-py 8.1 did) must
             # not keep the reply from ending: the sockets still get its end.
-            _, running = await asyncio.wait(helpers, timeout=LISTENER_EXIT_SECONDS)
+            ended, running = await asyncio.wait(helpers, timeout=LISTENER_EXIT_SECONDS)
+            for helper in ended:
+                if not helper.cancelled() and helper.exception() is not None:
+                    logger.warning(
+                        "Reply %s: its listener ended with an error",
+                        self.reply_id,
+                        exc_info=helper.exception(),
+                    )
             if running:
                 logger.warning("Reply %s: its listener did not stop when cancelled", self.reply_id)
             self._closing = True

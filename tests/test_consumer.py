@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 from django.db import connections
 from PIL import Image
 
+from conversations import generation
 from conversations.channel_layer import LocalChannelLayer
 from conversations.db import db
 from conversations.fake_ollama import FakeOllamaServer, expected_reply
@@ -413,8 +414,9 @@ class CancelDeafLayer(LocalChannelLayer):
 
 
 async def test_a_listener_that_ignores_its_cancellation_does_not_hold_up_the_end(
-    live, owner, settings
+    live, owner, settings, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(generation, "LISTENER_EXIT_SECONDS", 0.2)
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.CancelDeafLayer"}}
     channel_layers.backends.clear()
     conversation = await new_conversation(owner)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -58,4 +59,19 @@ async def test_someone_elses_cancel_is_a_cancel_not_a_stall() -> None:
     await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_stall_is_a_stall_even_in_a_task_already_being_cancelled() -> None:
+    """A reader run while its task is torn down (a cancel already caught, not taken back)."""
+
+    async def read_after_a_cancel() -> list[bytes]:
+        with contextlib.suppress(asyncio.CancelledError):  # caught; the task reads on
+            await asyncio.sleep(5)
+        return await collect([b"one\n", 5.0, b"two\n"], stall=0.2)
+
+    task = asyncio.create_task(read_after_a_cancel())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(StreamStalled):
         await task

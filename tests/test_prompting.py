@@ -121,7 +121,8 @@ def test_images_go_to_vision_models_only(user) -> None:
 @pytest.mark.parametrize("capabilities", [["completion"], ["completion", "vision"]])
 def test_the_queries_for_a_request_do_not_grow_with_the_history(user, capabilities) -> None:
     """A request is built on the way to every first token; a long conversation must not make
-    it slower by a query per message (an image each, a deferred field each)."""
+    it slower by a query per message (its images, or a field left out of the history's query
+    and read afterwards)."""
     model = LanguageModel.objects.create(
         name="m:latest",
         enabled=True,

@@ -17,12 +17,16 @@ from conversations.ollama.errors import StreamStalled
 async def lines_until_stalled(
     chunks: AsyncIterator[bytes], stall_seconds: float
 ) -> AsyncGenerator[bytes, None]:
-    """The non-blank lines of ``chunks``, without their line ends. Raises StreamStalled when
-    one read waits more than ``stall_seconds`` for data. Time spent by whoever consumes the
-    lines, between reads, does not count as a stall."""
+    """The non-blank lines of ``chunks``, split at ``\n`` (NDJSON; a ``\r`` before it stays,
+    which JSON reads as whitespace). Raises StreamStalled when one read waits more than
+    ``stall_seconds`` for data. Time spent by whoever consumes the lines, between reads, does
+    not count as a stall. The timer cancels the task that first reads: consume the lines from
+    one task, as an ``async for`` does."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None  # noqa: S101 - always inside a task under asyncio
+    # Cancels already pending on the task (it may read while being torn down) are not ours.
+    cancels_before = task.cancelling()
     # When the read under way began; None between reads.
     read_started: float | None = None
     stalled = False
@@ -38,7 +42,7 @@ async def lines_until_stalled(
         timer = loop.call_at(due, check)
 
     timer = loop.call_later(stall_seconds, check)
-    pending = b""
+    pending = bytearray()
     try:
         while True:
             read_started = loop.time()
@@ -46,21 +50,25 @@ async def lines_until_stalled(
                 chunk = await anext(chunks)
             except StopAsyncIteration:
                 break
-            except asyncio.CancelledError:
-                # Our own cancel, and nobody else's: a stall. Anyone else's stands.
-                if stalled and task.uncancel() == 0:
+            except BaseException as error:
+                if not stalled:
+                    raise
+                # Our cancel (whatever the read turned it into): taken back. A stall, unless
+                # someone else cancelled the task too, whose cancel stands.
+                if task.uncancel() <= cancels_before and isinstance(error, asyncio.CancelledError):
                     raise StreamStalled(stall_seconds) from None
                 raise
             finally:
                 read_started = None
+            pending += chunk
             if b"\n" not in chunk:
-                pending += chunk
                 continue
-            *complete, pending = (pending + chunk).split(b"\n")
+            *complete, rest = pending.split(b"\n")
+            pending = bytearray(rest)
             for line in complete:
                 if line.strip():
-                    yield line
+                    yield bytes(line)
         if pending.strip():
-            yield pending  # a last line without its line end
+            yield bytes(pending)  # a last line without its line end
     finally:
         timer.cancel()
