@@ -15,7 +15,6 @@ from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import Http404
@@ -23,17 +22,14 @@ from django.http import Http404
 from conversations import frames
 from conversations.db import db
 from conversations.forms import EditForm, SendForm, first_error
-from conversations.generation import generation_launch, generation_prepare
 from conversations.groups import control_group, stream_group
 from conversations.models import Conversation, Message
 from conversations.ownership import aget_conversation_for_user
-from conversations.prompting import ReplyRequest, reply_request
+from conversations.turn_start import EarlyStart, turn_announce_and_start, turn_prepare
 from conversations.turns import (
-    Turn,
     TurnRefused,
     lost_replies_sweep,
     refusal_text,
-    reply_fail,
     turn_edit,
     turn_regenerate,
     turn_send,
@@ -160,12 +156,16 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         )
 
     async def _start_turn(self, action: Any, **kwargs: Any) -> bool:
+        early = EarlyStart(self.conversation.pk)
         try:
-            prepared = await _turn_prepare(action, self.conversation, **kwargs)
+            turn, request, html = await turn_prepare(action, self.conversation, early, **kwargs)
         except (TurnRefused, ValidationError) as refused:
             await self.send(frames.error_frame(refusal_text(refused)))
             return False
-        await turn_announce_and_start(self.conversation.pk, *prepared)
+        if early.started is not None:
+            await asyncio.wrap_future(early.started)
+        else:  # the request could not be built: try again, or fail the reply
+            await turn_announce_and_start(self.conversation.pk, turn, request, html)
         return True
 
     # --- events from the conversation's group --------------------------------------------------
@@ -257,85 +257,6 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 status = await _status_after_sweep(self.conversation.pk, reply_id)
                 if status != Message.Status.STREAMING and reply_id in self._shown:
                     await self.generation_finished({"message_id": reply_id})
-
-
-async def turn_announce_and_start(
-    conversation_id: int,
-    turn: Turn,
-    request: ReplyRequest | None = None,
-    announcement_html: str | None = None,
-) -> None:
-    """Start the reply, and tell every socket of the conversation about the new messages.
-
-    The reply is asked of Ollama first; an announcement not rendered yet is rendered while the
-    model works on its first token. The generation publishes nothing before the announcement
-    is out."""
-    layer = get_channel_layer()
-    announcement = {
-        "type": "turn.started",
-        "reply_id": turn.reply.pk,
-        "message_ids": turn.message_ids,
-        "removed_ids": turn.removed_ids,
-    }
-    try:
-        if request is None:
-            request = await db(_reply_request)(conversation_id, turn.reply.pk)
-    except Exception:
-        logger.exception("Could not prepare reply %s", turn.reply.pk)
-        await db(reply_fail)(turn.reply.pk, "The reply could not be prepared.")
-        await layer.group_send(stream_group(conversation_id), announcement)
-        await layer.group_send(
-            stream_group(conversation_id),
-            {"type": "generation.finished", "message_id": turn.reply.pk},
-        )
-        return
-    # Listening before anyone hears of the reply: a stop or sync sent at once is not lost.
-    generation = await generation_prepare(
-        conversation_id=conversation_id, reply_id=turn.reply.pk, request=request
-    )
-    generation_launch(generation)
-    if announcement_html is None:
-        announcement_html = await db(_announcement_html)(conversation_id, turn)
-    if announcement_html is not None:
-        announcement["html"] = announcement_html
-    try:
-        await layer.group_send(stream_group(conversation_id), announcement)
-    finally:
-        generation.announced()
-
-
-@db
-def _turn_prepare(
-    action: Any, conversation: Conversation, **kwargs: Any
-) -> tuple[Turn, ReplyRequest | None, str | None]:
-    """Save the turn, read what Ollama is to be sent and render the announcement, in one trip
-    to the database thread: all three stand between the user's send and the first token, and
-    each trip costs a turn of that thread and a connection. The request or the announcement is
-    None when it could not be made: ``turn_announce_and_start`` then tries once more."""
-    turn: Turn = action(conversation=conversation, **kwargs)
-    request: ReplyRequest | None = None
-    try:
-        # The turn's reply belongs to the conversation it locked, its model already loaded.
-        request = reply_request(turn.reply.conversation, turn.reply)
-    except Exception:
-        logger.exception("Could not prepare reply %s; trying again", turn.reply.pk)
-    return turn, request, _announcement_html(conversation.pk, turn)
-
-
-def _announcement_html(conversation_id: int, turn: Turn) -> str | None:
-    """The start of the turn, rendered once for every socket; None if that failed (a socket
-    then renders it itself)."""
-    try:
-        return frames.turn_started_frame(conversation_id, turn.message_ids, turn.removed_ids)
-    except Exception:
-        logger.exception("Could not render the start of reply %s", turn.reply.pk)
-        return None
-
-
-def _reply_request(conversation_id: int, reply_id: int) -> ReplyRequest:
-    conversation = Conversation.objects.select_related("model").get(pk=conversation_id)
-    reply = Message.objects.get(pk=reply_id)
-    return reply_request(conversation, reply)
 
 
 @db

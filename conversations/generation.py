@@ -42,7 +42,8 @@ logger = logging.getLogger(__name__)
 
 # Chunks arriving within this window go out as one frame; the first chunk goes at once.
 BATCH_SECONDS = 0.03
-# How long a reply waits for its stop-and-sync listener to end before it sends its end anyway.
+# How long a reply waits for its stop-and-sync listener to return when asked (and again after
+# cancelling it) before it sends its end anyway.
 LISTENER_EXIT_SECONDS = 2.0
 __all__ = ["BATCH_SECONDS", "CHECKPOINT_SECONDS", "Generation"]
 
@@ -98,7 +99,7 @@ class Generation:
 
     async def run(self) -> None:
         control = self._control
-        helpers = [asyncio.create_task(self._listen(control))]
+        listener = asyncio.create_task(self._listen(control))
         checkpoints_join(self)
         publisher = asyncio.create_task(self._publish())
         self._reader = asyncio.create_task(self._read())
@@ -121,20 +122,7 @@ class Generation:
             status, error = Message.Status.ERROR, "Something went wrong on the server."
         finally:
             checkpoints_leave(self)
-            for helper in helpers:
-                helper.cancel()
-            # A channel layer's client that swallows the cancellation (redis-py 8.1 did) must
-            # not keep the reply from ending: the sockets still get its end.
-            ended, running = await asyncio.wait(helpers, timeout=LISTENER_EXIT_SECONDS)
-            for helper in ended:
-                if not helper.cancelled() and helper.exception() is not None:
-                    logger.warning(
-                        "Reply %s: its listener ended with an error",
-                        self.reply_id,
-                        exc_info=helper.exception(),
-                    )
-            if running:
-                logger.warning("Reply %s: its listener did not stop when cancelled", self.reply_id)
+            await self._stop_listening(listener)
             self._closing = True
             self._pending.set()
             with suppress(asyncio.CancelledError):
@@ -237,6 +225,28 @@ class Generation:
         # A lost delta costs viewers some text until the final frame, never the saved reply.
         await self._quietly(self.layer.group_send(stream_group(self.conversation_id), event))
 
+    async def _stop_listening(self, listener: asyncio.Task[None]) -> None:
+        """Ask the listener to return rather than cancel it. Cancelling a receive during
+        channels_redis's blocking pop can lose a message that Redis pops for the closing
+        connection, and that pop takes messages for every socket of this worker: a page
+        missed a reply's last frame that way. Cancelled only if it does not return in time;
+        and a layer that swallows the cancel (redis-py 8.1 did) does not hold the reply up."""
+        stop = {"type": "generation.listener.stop", "message_id": self.reply_id}
+        await self._quietly(self.layer.send(self._control, stop))
+        ended, running = await asyncio.wait([listener], timeout=LISTENER_EXIT_SECONDS)
+        if running:
+            listener.cancel()
+            ended, running = await asyncio.wait([listener], timeout=LISTENER_EXIT_SECONDS)
+        if running:
+            logger.warning("Reply %s: its listener did not stop when cancelled", self.reply_id)
+        for task in ended:
+            if not task.cancelled() and task.exception() is not None:
+                logger.warning(
+                    "Reply %s: its listener ended with an error",
+                    self.reply_id,
+                    exc_info=task.exception(),
+                )
+
     async def _listen(self, control: str) -> None:
         while True:
             try:
@@ -252,6 +262,8 @@ class Generation:
             if message.get("message_id") != self.reply_id:
                 continue  # meant for another reply of this conversation (a late frame)
             kind = message.get("type")
+            if kind == "generation.listener.stop":
+                return
             if kind == "generation.stop":
                 self.stop()
             elif kind == "generation.sync":

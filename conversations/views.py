@@ -22,7 +22,6 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from conversations import selectors
-from conversations.consumers import turn_announce_and_start
 from conversations.export import (
     FORMATS,
     export_entries,
@@ -53,6 +52,7 @@ from conversations.services import (
     conversation_update,
 )
 from conversations.sidebar import SEARCH_MAX_CHARS, sidebar_page, sidebar_search
+from conversations.turn_start import turn_announce_and_start
 from conversations.turns import (
     Turn,
     TurnRefused,

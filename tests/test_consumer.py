@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 from django.db import connections
 from PIL import Image
 
-from conversations import generation
+from conversations import generation, turn_start
 from conversations.channel_layer import LocalChannelLayer
 from conversations.db import db
 from conversations.fake_ollama import FakeOllamaServer, expected_reply
@@ -24,6 +24,7 @@ from conversations.fake_ollama.server import RUNNER_STOPPED
 from conversations.generation import generations_interrupt
 from conversations.models import Conversation, LanguageModel, Message
 from conversations.ollama import close_client
+from conversations.prompting import reply_request
 from tests.conftest import make_user
 from tests.shown import rendered
 from tests.sockets import Tab, session_cookie
@@ -389,35 +390,113 @@ async def test_a_dead_ollama_is_reported_with_how_to_start_it(live, owner, setti
     assert "ollama serve" in tab.error_text()
 
 
-class CancelDeafLayer(LocalChannelLayer):
-    """The in-memory layer, except that a reply's stop-and-sync listener ignores being
-    cancelled once, as channels_redis's receive did with redis-py 8.1."""
+async def test_a_request_that_fails_once_is_built_again_and_the_reply_goes_on(
+    live, owner, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a passing hiccup")
+        return reply_request(*args, **kwargs)
+
+    monkeypatch.setattr(turn_start, "reply_request", flaky)
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    assert await tab.until_finished(reply.pk) == "complete"
+    assert calls["n"] == 2
+    assert len(live.requests_to("/api/chat")) == 1  # Ollama was asked once, not twice
+
+
+async def test_a_request_that_cannot_be_built_fails_the_reply_with_a_reason(
+    live, owner, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("no way")
+
+    monkeypatch.setattr(turn_start, "reply_request", broken)
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    assert await tab.until_finished(reply.pk) == "error"
+    assert "The reply could not be prepared." in tab.error_text()
+    assert live.requests_to("/api/chat") == []
+    # The user's message is kept, and the conversation is not stuck: the next send is answered.
+    assert await Message.objects.filter(conversation=conversation, role="user").acount() == 1
+    monkeypatch.undo()
+    await tab.send("send", content="Once more")
+    second = await next_reply(conversation, reply)
+    assert await tab.until_finished(second.pk) == "complete"
+
+
+class WatchedLayer(LocalChannelLayer):
+    """The in-memory layer, watching the replies' stop-and-sync listeners: it counts the
+    cancels of their receives. As ``Deaf``, it also loses the request to stop listening and
+    ignores the first cancel, as channels_redis's receive did with redis-py 8.1."""
+
+    deaf = False
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         self.listeners: set[str] = set()
-        self.swallowed = 0
+        self.cancelled = self.swallowed = 0
 
     async def group_add(self, group: str, channel: str) -> None:
         if group.endswith("-control"):
             self.listeners.add(channel)
         await super().group_add(group, channel)
 
+    async def send(self, channel: str, message: dict) -> None:  # type: ignore[type-arg]
+        if self.deaf and message.get("type") == "generation.listener.stop":
+            return  # lost on the way
+        await super().send(channel, message)
+
     async def receive(self, channel: str):  # type: ignore[no-untyped-def]
         try:
             return await super().receive(channel)
         except asyncio.CancelledError:
-            if channel not in self.listeners or self.swallowed:
+            if channel not in self.listeners:
+                raise
+            self.cancelled += 1
+            if not self.deaf or self.swallowed:
                 raise
             self.swallowed += 1
             return await super().receive(channel)  # until cancelled again: never, by the reply
 
 
-async def test_a_listener_that_ignores_its_cancellation_does_not_hold_up_the_end(
+class DeafLayer(WatchedLayer):
+    deaf = True
+
+
+async def test_a_reply_asks_its_listener_to_stop_instead_of_cancelling_it(
+    live, owner, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """A receive cancelled during channels_redis's blocking pop can lose a message Redis pops
+    for the closing connection, maybe another socket's frame: the listener is asked to return."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.WatchedLayer"}}
+    channel_layers.backends.clear()
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    first = await wait_for_reply(conversation)
+    assert await tab.until_finished(first.pk) == "complete"
+    await tab.send("send", content="And again")
+    second = await next_reply(conversation, first)
+    assert await tab.until_finished(second.pk) == "complete"
+    layer = channel_layers["default"]
+    assert len(layer.listeners) == 2
+    assert layer.cancelled == 0
+
+
+async def test_a_listener_that_neither_stops_nor_obeys_a_cancel_does_not_hold_up_the_end(
     live, owner, settings, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(generation, "LISTENER_EXIT_SECONDS", 0.2)
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.CancelDeafLayer"}}
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.DeafLayer"}}
     channel_layers.backends.clear()
     conversation = await new_conversation(owner)
     tab = await open_tab(conversation, owner)
