@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from channels.layers import channel_layers
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 from PIL import Image
 
+from conversations.db import db
 from conversations.fake_ollama import FakeOllamaServer, default_catalogue
+from conversations.generation import generations_interrupt
 from conversations.models import Conversation, LanguageModel, Message
+from conversations.ollama import close_client
 from conversations.roles import CHAT_ADMINS
 from conversations.services import message_image_attach
 from tests.live_server import LiveServer, daphne_process, database_url, server_environment
@@ -193,6 +197,22 @@ def fake_ollama() -> Iterator[FakeOllamaServer]:
     server = FakeOllamaServer(models=models).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def live(settings, fake_ollama: FakeOllamaServer) -> AsyncIterator[FakeOllamaServer]:  # type: ignore[no-untyped-def]
+    """The app's sockets and replies in this process against the fake Ollama (for tests that
+    drive the ASGI application directly); every reply is ended after the test."""
+    settings.OLLAMA_BASE_URL = fake_ollama.url
+    # A fresh channel layer for this test's event loop: a Redis layer's locks belong to one loop.
+    channel_layers.backends.clear()
+    yield fake_ollama
+    await generations_interrupt()
+    await close_client()
+    await channel_layers["default"].flush()
+    channel_layers.backends.clear()
+    # The ORM's worker thread keeps a connection; PostgreSQL will not drop a database in use.
+    await db(connections.close_all)()
 
 
 T0 = datetime(2026, 3, 14, 9, 26, 53, tzinfo=UTC)

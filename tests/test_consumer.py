@@ -7,21 +7,17 @@ import asyncio
 import io
 import json
 import socket
-from collections.abc import AsyncIterator
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
 from django.contrib.auth.models import User
-from django.db import connections
 from PIL import Image
 
 from conversations import generation, turn_start
 from conversations.channel_layer import LocalChannelLayer
-from conversations.db import db
-from conversations.fake_ollama import FakeOllamaServer, expected_reply
+from conversations.fake_ollama import expected_reply
 from conversations.fake_ollama.server import RUNNER_STOPPED
-from conversations.generation import generations_interrupt
 from conversations.models import Conversation, LanguageModel, Message
 from conversations.ollama import close_client
 from conversations.prompting import reply_request
@@ -30,20 +26,6 @@ from tests.shown import rendered
 from tests.sockets import Tab, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-async def live(settings, fake_ollama: FakeOllamaServer) -> AsyncIterator[FakeOllamaServer]:  # type: ignore[no-untyped-def]
-    settings.OLLAMA_BASE_URL = fake_ollama.url
-    # A fresh channel layer for this test's event loop: a Redis layer's locks belong to one loop.
-    channel_layers.backends.clear()
-    yield fake_ollama
-    await generations_interrupt()
-    await close_client()
-    await channel_layers["default"].flush()
-    channel_layers.backends.clear()
-    # The ORM's worker thread keeps a connection; PostgreSQL will not drop a database in use.
-    await db(connections.close_all)()
 
 
 @pytest.fixture

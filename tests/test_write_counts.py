@@ -8,21 +8,15 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import channel_layers
 from django.contrib.auth.models import User
-from django.db import connections
 
 from conversations import checkpoints
 from conversations.checkpoints import CHECKPOINT_SECONDS
-from conversations.db import db
 from conversations.fake_ollama import FakeOllamaServer
-from conversations.generation import generations_interrupt
 from conversations.models import Conversation, LanguageModel, Message
-from conversations.ollama import close_client
 from tests.conftest import make_user
 from tests.db_writes import counting_writes
 from tests.sockets import Tab, session_cookie
@@ -30,17 +24,6 @@ from tests.sockets import Tab, session_cookie
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TURN_AND_END = 4
-
-
-@pytest.fixture
-async def live(settings, fake_ollama: FakeOllamaServer) -> AsyncIterator[FakeOllamaServer]:  # type: ignore[no-untyped-def]
-    settings.OLLAMA_BASE_URL = fake_ollama.url
-    channel_layers.backends.clear()
-    yield fake_ollama
-    await generations_interrupt()
-    await close_client()
-    channel_layers.backends.clear()
-    await db(connections.close_all)()
 
 
 def conversation_with_history(owner: User) -> Conversation:
@@ -54,15 +37,21 @@ def conversation_with_history(owner: User) -> Conversation:
     return conversation
 
 
-async def reply_writes(live: FakeOllamaServer, tokens: int) -> tuple[list[str], float]:
-    """The statements one reply of ``tokens`` tokens writes, from the send to its end, and how
-    long it streamed."""
-    live.model("llama3.2").reply_tokens = tokens
-    owner = await sync_to_async(make_user)(f"writer{tokens}")
+async def tab_on_history(username: str) -> tuple[Tab, Conversation]:
+    """A new user's tab on a conversation with history, its snapshot read."""
+    owner = await sync_to_async(make_user)(username)
     conversation = await sync_to_async(conversation_with_history)(owner)
     tab = Tab(conversation.pk, cookie=await sync_to_async(session_cookie)(owner))
     assert await tab.connect()
     await tab.next_frame()  # the snapshot
+    return tab, conversation
+
+
+async def reply_writes(live: FakeOllamaServer, tokens: int) -> tuple[list[str], float]:
+    """The statements one reply of ``tokens`` tokens writes, from the send to its end, and how
+    long it streamed."""
+    live.model("llama3.2").reply_tokens = tokens
+    tab, conversation = await tab_on_history(f"writer{tokens}")
     with counting_writes() as writes:
         started = time.monotonic()
         await tab.send("send", content="Tell me everything.")
@@ -104,14 +93,7 @@ async def test_replies_streaming_at_once_are_checkpointed_together(live, monkeyp
     monkeypatch.setattr(checkpoints, "_save", counted)
     live.model("llama3.2").tokens_per_second = 100
     live.model("llama3.2").reply_tokens = 250
-    tabs = []
-    for number in range(3):
-        owner = await sync_to_async(make_user)(f"together{number}")
-        conversation = await sync_to_async(conversation_with_history)(owner)
-        tab = Tab(conversation.pk, cookie=await sync_to_async(session_cookie)(owner))
-        assert await tab.connect()
-        await tab.next_frame()
-        tabs.append(tab)
+    tabs = [(await tab_on_history(f"together{number}"))[0] for number in range(3)]
     for tab in tabs:
         await tab.send("send", content="Go")
     await asyncio.gather(*(tab.until(lambda t: bool(t.finished), timeout=30) for tab in tabs))
