@@ -16,6 +16,7 @@ from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, connections
 from django.test import Client
+from django.utils import timezone
 from PIL import Image
 
 from conversations.db import db
@@ -213,6 +214,24 @@ async def live(settings, fake_ollama: FakeOllamaServer) -> AsyncIterator[FakeOll
     channel_layers.backends.clear()
     # The ORM's worker thread keeps a connection; PostgreSQL will not drop a database in use.
     await db(connections.close_all)()
+
+
+def many_conversations(owner: User, model: LanguageModel, count: int, **fields: object) -> None:
+    """``count`` conversations in one insert, the newest first (for the sidebar's tests and
+    benchmark)."""
+    now = timezone.now()
+    Conversation.objects.bulk_create(
+        Conversation(
+            owner=owner,
+            model=model,
+            model_name=model.name,
+            title=f"Chat {number}",
+            # Pairs share a moment, so paging must also order by id.
+            updated_at=now - timedelta(hours=number // 2),
+            **fields,
+        )
+        for number in range(count)
+    )
 
 
 T0 = datetime(2026, 3, 14, 9, 26, 53, tzinfo=UTC)

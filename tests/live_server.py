@@ -107,12 +107,19 @@ def daphne_process(
         url = _wait_until_listening(process, log_path, timeout)
         yield LiveServer(url=url, log_path=log_path, pid=process.pid)
     finally:
+        process_stop(process)
+
+
+def process_stop(process: subprocess.Popen[bytes]) -> None:
+    """Ask the process to end (daphne then interrupts its replies), and kill it if it has not
+    within 10 s."""
+    if process.poll() is None:
         process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_until_listening(process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> str:

@@ -15,23 +15,7 @@ from django.utils import timezone
 
 from conversations.models import Conversation, LanguageModel, Message
 from conversations.sidebar import PAGE_SIZE, sidebar_page, sidebar_search
-from tests.conftest import png
-
-
-def many_conversations(owner: User, model: LanguageModel, count: int, **fields: object) -> None:
-    now = timezone.now()
-    Conversation.objects.bulk_create(
-        Conversation(
-            owner=owner,
-            model=model,
-            model_name=model.name,
-            title=f"Chat {number}",
-            # Pairs share a moment, so paging must also order by id.
-            updated_at=now - timedelta(hours=number // 2),
-            **fields,
-        )
-        for number in range(count)
-    )
+from tests.conftest import many_conversations, png
 
 
 def all_pages(owner: User, *, archived: bool = False) -> list[tuple[str, bool, str]]:

@@ -17,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conversations.models import Conversation, LanguageModel, Message
+from tests.conftest import many_conversations
 
 REPLY = "A reply with **Markdown**, a list:\n\n- one\n- two\n\n```python\nprint('hi')\n```\n"
 TIMES = 7
@@ -35,20 +36,6 @@ def _conversation(owner: User, model: LanguageModel, messages: int) -> Conversat
         for n in range(messages)
     )
     return conversation
-
-
-def _conversations(owner: User, model: LanguageModel, count: int) -> None:
-    now = timezone.now()
-    Conversation.objects.bulk_create(
-        Conversation(
-            owner=owner,
-            model=model,
-            model_name=model.name,
-            title=f"Chat {n}",
-            updated_at=now - timedelta(hours=n),
-        )
-        for n in range(count)
-    )
 
 
 def _served(client: Client, url: str) -> tuple[float, int]:
@@ -70,8 +57,8 @@ def run() -> dict[str, Any]:
     reader = User.objects.create_user("pages-reader")
     few, many = User.objects.create_user("pages-few"), User.objects.create_user("pages-many")
     short, long = _conversation(reader, model, 20), _conversation(reader, model, 2000)
-    _conversations(few, model, 5)
-    _conversations(many, model, 5000)
+    many_conversations(few, model, 5)
+    many_conversations(many, model, 5000)
     client = Client(HTTP_HOST="localhost")  # an allowed host; the test runner is not here
     figures: dict[str, Any] = {}
     client.force_login(reader)

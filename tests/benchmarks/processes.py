@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from tests.live_server import BASE_DIR
+from tests.live_server import BASE_DIR, process_stop
 
 _FAKE_LISTENING = re.compile(r"listening on (http://[\d.]+:\d+)")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -70,17 +70,7 @@ def fake_ollama_process(
             time.sleep(0.05)
         yield FakeOllama(url=found[1], pid=process.pid)
     finally:
-        _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        process_stop(process)
 
 
 def cpu_seconds(pid: int) -> float:
