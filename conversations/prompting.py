@@ -90,7 +90,7 @@ def reply_request(conversation: Conversation, reply: Message) -> ReplyRequest:
     rows: list[tuple[str, str, Sequence[MessageImage]]]
     if model.supports_vision:
         rows = [
-            (m.role, m.content, list(m.images.all()) if m.role == Message.Role.USER else [])
+            (m.role, m.content, list(m.images.all()))
             for m in earlier.only("id", "conversation_id", "role", "content").prefetch_related(
                 "images"
             )

@@ -248,7 +248,7 @@ class OllamaClient:
                 raise _http_error(response.status_code, body, model)
             if response.headers.get("content-type", "").startswith("application/json"):
                 # A load/unload reply is one JSON object even when streaming was asked for.
-                yield _decode_object((await response.aread()).decode())
+                yield _decode_object(await response.aread())
                 return
             lines = lines_until_stalled(response.aiter_bytes(), self.stall_timeout)
             async with aclosing(lines):
