@@ -50,9 +50,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     _shown: dict[int, int | None]
     _held: dict[int, list[dict[str, Any]]]
     _asked_at: dict[int, float]
+    # When each streaming reply this socket shows last sent something (the event loop's time).
+    _heard_at: dict[int, float]
 
     async def connect(self) -> None:
-        self._shown, self._held, self._asked_at = {}, {}, {}
+        self._shown, self._held, self._asked_at, self._heard_at = {}, {}, {}, {}
         self._watchdog: asyncio.Task[None] | None = None
         user = self.scope.get("user")
         conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
@@ -72,13 +74,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self._request_state(reply_id)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        """As channels dispatches, except that events from the conversation's group skip its
-        trip to the database thread to close stale connections before each handler. A reply
-        sends such events many times a second, per socket; they need no database, and what
-        does run in this consumer runs through ``db``, which closes stale connections itself.
-        Without this, every frame of every reply queued behind the database work of the whole
-        worker. Events from the browser (connect, receive, disconnect) keep the trip."""
-        if message["type"].startswith("websocket."):
+        """As channels dispatches, except that only the connect keeps its trip to the database
+        thread to close stale connections before the handler (the connect reads through the
+        async ORM, which does not close them). A reply sends events many times a second, per
+        socket, and they need no database; a frame from the browser is either a stop, which
+        needs none, or a turn, whose one trip runs through ``db``, which closes stale
+        connections itself. Without this, every frame of every reply queued behind the
+        database work of the whole worker, and a send took two trips, not one."""
+        if message["type"] == "websocket.connect":
             await super().dispatch(message)
             return
         handler = getattr(self, get_handler_name(message), None)
@@ -174,6 +177,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if event["reply_id"] in self._shown:
             return  # this socket's snapshot already had the turn
         self._shown[event["reply_id"]] = 0  # a new reply: nothing shown, nothing missed
+        self._heard_from(event["reply_id"])
         html = event.get("html") or await db(frames.turn_started_frame)(
             self.conversation.pk, event["message_ids"], event["removed_ids"]
         )
@@ -184,6 +188,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         reply_id = event["message_id"]
         if reply_id not in self._shown:
             await self._request_state(reply_id)
+        self._heard_from(reply_id)
         shown = self._shown[reply_id]
         if shown is None:
             self._held.setdefault(reply_id, []).append(event)
@@ -203,6 +208,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             reply_id, event["content"], event["thinking"], event["committed"]
         )
         self._shown[reply_id] = event["seq"]
+        self._heard_from(reply_id)
         if html:
             await self.send(html)
         for held in self._held.pop(reply_id, []):
@@ -212,6 +218,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         reply_id = event["message_id"]
         self._shown.pop(reply_id, None)
         self._held.pop(reply_id, None)
+        self._heard_at.pop(reply_id, None)
         # Without HTML when the generation could not save the reply, or this socket found it
         # lost: the database says how it ended.
         html = event.get("html") or await db(frames.finished_frame)(reply_id)
@@ -234,14 +241,20 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         )
         self._ensure_watchdog()
 
+    def _heard_from(self, reply_id: int) -> None:
+        self._heard_at[reply_id] = asyncio.get_running_loop().time()
+
     def _ensure_watchdog(self) -> None:
         if self._watchdog is None or self._watchdog.done():
             self._watchdog = asyncio.create_task(self._watch_for_lost_replies())
 
     async def _watch_for_lost_replies(self) -> None:
         """A reply whose worker died sends nothing more. Once its lease runs out, show it as
-        interrupted instead of leaving the page waiting for ever."""
+        interrupted instead of leaving the page waiting for ever. A reply heard from within
+        the last half lease has a live worker: only silent ones cost a trip to the database
+        (with 100 pages open, that was 10 trips a second for replies plainly alive)."""
         interval = min(SYNC_RETRY_SECONDS, settings.CHAT_STREAM_LEASE_SECONDS / 2)
+        alive_within = settings.CHAT_STREAM_LEASE_SECONDS / 2
         last_check = asyncio.get_running_loop().time()
         while self._shown:
             await asyncio.sleep(interval)
@@ -254,6 +267,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 continue
             last_check = now
             for reply_id in list(self._shown):
+                heard_at = self._heard_at.get(reply_id)
+                if heard_at is not None and now - heard_at < alive_within:
+                    continue
                 status = await _status_after_sweep(self.conversation.pk, reply_id)
                 if status != Message.Status.STREAMING and reply_id in self._shown:
                     await self.generation_finished({"message_id": reply_id})

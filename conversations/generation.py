@@ -137,8 +137,9 @@ class Generation:
             # Even when saving failed, sockets re-read the reply instead of waiting for ever.
             await self._announced.wait()
             await self._quietly(self.layer.group_send(stream_group(self.conversation_id), finished))
-        if saved and status == Message.Status.COMPLETE:
-            # The user never waits for the title: it arrives later, pushed to the sidebar.
+        if saved and status == Message.Status.COMPLETE and self.request.answers_first_message:
+            # The user never waits for the title: it arrives later, pushed to the sidebar. Only
+            # a first reply can earn one; the others skip asking the database.
             _spawn(
                 title_after_first_reply(
                     conversation_id=self.conversation_id, client=self.client, layer=self.layer

@@ -31,6 +31,12 @@ class ReplyRequest:
     think: bool | None
     history_dropped: int
 
+    @property
+    def answers_first_message(self) -> bool:
+        """Whether this reply is the conversation's first (so it may earn a generated title):
+        no earlier reply in the history, and nothing dropped from it."""
+        return self.history_dropped == 0 and all(m.role != "assistant" for m in self.messages)
+
 
 def estimate_tokens(message: ChatMessage) -> int:
     text = len(message.content) // CHARS_PER_TOKEN + 1

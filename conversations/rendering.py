@@ -80,6 +80,8 @@ def render_markdown_split(text: str) -> tuple[int, SafeString, SafeString]:
     """The line on which the last top-level block starts (0 when there is only one), the HTML
     of the blocks before it and that of the last block. Parsed once: this runs for every frame
     of a streaming reply."""
+    if _is_plain_line(text):
+        return 0, SafeString(""), _plain_paragraph(text)
     md = _markdown()
     env: dict[str, Any] = {}
     tokens = md.parse(text, env)
@@ -88,6 +90,25 @@ def render_markdown_split(text: str) -> tuple[int, SafeString, SafeString]:
     head = _sanitize(md.renderer.render(tokens[:first], md.options, env)) if first else None
     tail = _sanitize(md.renderer.render(tokens[first:], md.options, env))
     return line, head or SafeString(""), tail
+
+
+# Punctuation that neither starts Markdown inside a line (no * _ ` ~ [ ] \\ < > & |) nor is
+# changed by escaping or by the sanitizer.
+_PLAIN_PUNCTUATION = str.maketrans("", "", " ,.;:?!'\"()%/+=@$#-")
+
+
+def _is_plain_line(text: str) -> bool:
+    """One line that starts with a letter (not a list marker, heading, quote, fence or
+    indent) and holds only letters, digits, spaces and plain punctuation: Markdown makes it a
+    paragraph of the same text. Most of a reply's open paragraph is such a line, and checking
+    costs a few microseconds where parsing costs tens, on every frame."""
+    return text[:1].isalpha() and text.translate(_PLAIN_PUNCTUATION).isalnum()
+
+
+def _plain_paragraph(text: str) -> SafeString:
+    # What markdown-it and the sanitizer make of a plain line (tests/test_rendering.py compares
+    # the two): the text cannot hold a tag or an entity, there is nothing to escape.
+    return mark_safe(f"<p>{text.rstrip(' ')}</p>\n")  # noqa: S308 - no < > & in plain text
 
 
 @cache

@@ -7,14 +7,16 @@ import asyncio
 import io
 import json
 import socket
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
 from django.contrib.auth.models import User
+from django.utils import timezone
 from PIL import Image
 
-from conversations import generation, turn_start
+from conversations import consumers, generation, turn_start
 from conversations.channel_layer import LocalChannelLayer
 from conversations.fake_ollama import expected_reply
 from conversations.fake_ollama.server import RUNNER_STOPPED
@@ -725,3 +727,57 @@ async def test_a_reconnecting_tab_is_brought_up_to_date_from_the_database(live, 
     assert back.statuses[second.pk] == "complete"
     assert 'data-testid="stop"' not in snapshot
     assert 'data-testid="regenerate"' in snapshot
+
+
+# --- replies whose worker died -----------------------------------------------------------------
+
+
+async def test_an_open_page_shows_a_reply_whose_worker_died_as_interrupted(
+    live, owner, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.CHAT_STREAM_LEASE_SECONDS = 2
+    conversation = await new_conversation(owner)
+
+    def orphan() -> Message:
+        # What a killed worker leaves: a streaming reply that nobody writes, its lease running.
+        Message.objects.create(conversation=conversation, role="user", content="Hi")
+        return Message.objects.create(
+            conversation=conversation,
+            role="assistant",
+            status="streaming",
+            content="Half a",
+            lease_expires_at=timezone.now() + timedelta(seconds=1),
+        )
+
+    reply = await sync_to_async(orphan)()
+    tab = await open_tab(conversation, owner)
+    await tab.next_frame()
+    assert tab.statuses[reply.pk] == "streaming"
+
+    assert await tab.until_finished(reply.pk, timeout=8) == "interrupted"
+    assert "stopped while this reply was being written" in tab.frames[-1]
+    saved = await Message.objects.aget(pk=reply.pk)
+    assert (saved.status, saved.content) == ("interrupted", "Half a")
+
+
+async def test_a_page_does_not_ask_the_database_about_a_reply_it_hears_from(
+    live, owner, settings, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    settings.CHAT_STREAM_LEASE_SECONDS = 2  # a check every second, for a reply of three
+    checks: list[int] = []
+    status_after_sweep = consumers._status_after_sweep
+
+    async def counted(conversation_id: int, reply_id: int) -> str | None:
+        checks.append(reply_id)
+        return await status_after_sweep(conversation_id, reply_id)
+
+    monkeypatch.setattr(consumers, "_status_after_sweep", counted)
+    live.model("llama3.2").tokens_per_second = 20
+    live.model("llama3.2").reply_tokens = 60
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Take your time")
+    reply = await wait_for_reply(conversation)
+
+    assert await tab.until_finished(reply.pk, timeout=15) == "complete"
+    assert checks == []

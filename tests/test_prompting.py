@@ -183,3 +183,14 @@ def test_the_default_context_is_capped(conversation, language_model, settings) -
     assert language_model.context_length == 131072
     add(conversation, "user", "Hi")
     assert reply_request(conversation, reply_to(conversation)).options["num_ctx"] == 4096
+
+
+def test_only_a_reply_to_the_first_message_may_earn_a_title(conversation) -> None:
+    add(conversation, "user", "Hi")
+    first = reply_request(conversation, reply_to(conversation))
+    Message.objects.filter(role="assistant").update(status="complete", content="Hello!")
+    add(conversation, "user", "And then?")
+    second = reply_request(conversation, reply_to(conversation))
+
+    assert first.answers_first_message
+    assert not second.answers_first_message

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import random
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from conversations.fake_ollama.replies import SAMPLE_MARKDOWN
-from conversations.rendering import code_stylesheet, render_markdown
+from conversations.rendering import (
+    _is_plain_line,
+    code_stylesheet,
+    markdown_block_starts,
+    render_markdown,
+    render_markdown_split,
+)
 from conversations.streaming_markdown import StreamingMarkdown, split_rendering
 
 DOCUMENT = (
@@ -129,3 +136,44 @@ def test_code_blocks_are_highlighted_with_classes_and_tables_keep_their_alignmen
 def test_the_code_stylesheet_served_to_browsers_is_the_one_the_renderer_uses() -> None:
     served = Path(__file__).resolve().parent.parent / "static" / "css" / "code.css"
     assert code_stylesheet() in served.read_text()
+
+
+PLAIN_WORDS = ["Hello", "world", "it's", '"quoted"', "5%", "a/b", "x+y=z", "#3", "well-known"]
+TRICKY = list("*_`~[]\\<>&|!#-+=.:)") + [
+    "1.",
+    "1)",
+    "\u00a0",
+    "\t",
+    "\n",
+    "é",
+    "日本",
+    "²",
+    "\u0301",
+]
+
+
+def test_a_plain_line_is_rendered_without_parsing_exactly_as_markdown_renders_it() -> None:
+    # The fast path for the open paragraph of a stream: whatever it takes as plain must come
+    # out as markdown-it and the sanitizer make it, and markup must take the long way.
+    rng = random.Random(8)  # noqa: S311 - a fixed sample, not a secret
+    taken = 0
+    for _ in range(20_000):
+        pieces = [rng.choice(PLAIN_WORDS) for _ in range(rng.randint(1, 12))]
+        for _ in range(rng.choice([0, 0, 1, 2])):  # markup alone, around a word, inside one
+            at, mark = rng.randrange(len(pieces)), rng.choice(TRICKY)
+            pieces[at] = rng.choice([f"{mark} {pieces[at]}", f"{mark}{pieces[at]}{mark}"])
+            pieces[at] = rng.choice([pieces[at], f"{pieces[at][:2]}{mark}{pieces[at][2:]}"])
+        text = rng.choice(["", " ", "  "]).join(pieces) + rng.choice(["", " ", "  "])
+        line, head, tail = render_markdown_split(text)
+        assert (line, head + tail) == (0, render_markdown(text)) or len(
+            markdown_block_starts(text)
+        ) > 1
+        taken += _is_plain_line(text)
+    assert 5_000 < taken < 15_000  # both paths were taken
+
+
+@pytest.mark.parametrize(
+    "text", ["1. a list", "- a list", "# heading", "> quote", "    code", "a *b*", "a `b`", "x"]
+)
+def test_only_plain_lines_take_the_fast_path(text: str) -> None:
+    assert _is_plain_line(text) == (text == "x")

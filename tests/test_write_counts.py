@@ -18,7 +18,7 @@ from conversations.checkpoints import CHECKPOINT_SECONDS
 from conversations.fake_ollama import FakeOllamaServer
 from conversations.models import Conversation, LanguageModel, Message
 from tests.conftest import make_user
-from tests.db_writes import counting_writes
+from tests.db_writes import counting_database_trips, counting_writes
 from tests.sockets import Tab, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -102,3 +102,20 @@ async def test_replies_streaming_at_once_are_checkpointed_together(live, monkeyp
 
     assert sum(batches) >= 3  # every reply was checkpointed while it streamed
     assert max(batches) > 1  # in one trip to the database with the others
+
+
+@pytest.mark.parametrize("tokens", [50, 500])
+async def test_a_send_and_its_reply_take_two_trips_to_the_database_thread(
+    live, tokens: int
+) -> None:  # type: ignore[no-untyped-def]
+    """One to save the turn and build the request, one to save the end: the frames in between,
+    and the send's arrival, take none (checkpoints, at most one a second, are counted above)."""
+    live.model("llama3.2").tokens_per_second = 2000
+    live.model("llama3.2").reply_tokens = tokens
+    tab, _ = await tab_on_history(f"tripper{tokens}")
+    with counting_database_trips() as trips:
+        await tab.send("send", content="Tell me everything.")
+        await tab.until(lambda tab: bool(tab.finished), timeout=30)
+    await tab.close()
+
+    assert [trip for trip in trips if trip != "_save"] == ["turn_prepare", "_finish"]
