@@ -4,15 +4,17 @@ frames.html. Functions that read the database are synchronous; the consumer wrap
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.template.backends.django import Template
 from django.template.loader import get_template, render_to_string
 from django.utils.safestring import mark_safe
 
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_state
+
+if TYPE_CHECKING:
+    from django.template.backends.base import _EngineTemplate
 
 FRAMES = "conversations/frames.html"
 
@@ -24,7 +26,7 @@ def render_frame(name: str, context: dict[str, Any]) -> str:
 
 
 @cache
-def _frame_template(name: str) -> Template:
+def _frame_template(name: str) -> _EngineTemplate:
     # Looked up once: a reply renders a delta for every frame, and the lookup cost a third of
     # the rendering of one.
     return get_template(f"{FRAMES}#{name}")
