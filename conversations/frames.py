@@ -7,7 +7,9 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.dispatch import receiver
 from django.template.loader import get_template, render_to_string
+from django.test.signals import setting_changed
 from django.utils.safestring import mark_safe
 
 from conversations.models import Conversation, Message
@@ -30,6 +32,12 @@ def _frame_template(name: str) -> _EngineTemplate:
     # Looked up once: a reply renders a delta for every frame, and the lookup cost a third of
     # the rendering of one.
     return get_template(f"{FRAMES}#{name}")
+
+
+@receiver(setting_changed)
+def _forget_frame_templates(*, setting: str, **kwargs: Any) -> None:
+    if setting == "TEMPLATES":  # as Django's own engines do, for tests that change them
+        _frame_template.cache_clear()
 
 
 def error_frame(text: str) -> str:

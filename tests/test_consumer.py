@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from PIL import Image
 
-from conversations import consumers, generation, turn_start
+from conversations import checkpoints, consumers, generation, turn_start
 from conversations.channel_layer import LocalChannelLayer
 from conversations.fake_ollama import expected_reply
 from conversations.fake_ollama.server import RUNNER_STOPPED
@@ -746,7 +746,7 @@ async def test_an_open_page_shows_a_reply_whose_worker_died_as_interrupted(
             role="assistant",
             status="streaming",
             content="Half a",
-            lease_expires_at=timezone.now() + timedelta(seconds=1),
+            lease_expires_at=timezone.now() + timedelta(seconds=2),
         )
 
     reply = await sync_to_async(orphan)()
@@ -763,7 +763,8 @@ async def test_an_open_page_shows_a_reply_whose_worker_died_as_interrupted(
 async def test_a_page_does_not_ask_the_database_about_a_reply_it_hears_from(
     live, owner, settings, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    settings.CHAT_STREAM_LEASE_SECONDS = 2  # a check every second, for a reply of three
+    # A check due every 3 s, for a reply of 5 s: the page hears from it far more often.
+    settings.CHAT_STREAM_LEASE_SECONDS = 6
     checks: list[int] = []
     status_after_sweep = consumers._status_after_sweep
 
@@ -773,7 +774,7 @@ async def test_a_page_does_not_ask_the_database_about_a_reply_it_hears_from(
 
     monkeypatch.setattr(consumers, "_status_after_sweep", counted)
     live.model("llama3.2").tokens_per_second = 20
-    live.model("llama3.2").reply_tokens = 60
+    live.model("llama3.2").reply_tokens = 100
     conversation = await new_conversation(owner)
     tab = await open_tab(conversation, owner)
     await tab.send("send", content="Take your time")
@@ -781,3 +782,24 @@ async def test_a_page_does_not_ask_the_database_about_a_reply_it_hears_from(
 
     assert await tab.until_finished(reply.pk, timeout=15) == "complete"
     assert checks == []
+
+
+async def test_a_reply_that_falls_silent_and_stops_renewing_its_lease_is_shown_interrupted(
+    live, owner, settings, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    settings.CHAT_STREAM_LEASE_SECONDS = 2
+    settings.OLLAMA_STALL_TIMEOUT = 30
+    await close_client()  # the shared client is rebuilt from the settings
+
+    async def worker_gone(rows):  # type: ignore[no-untyped-def]
+        return set()  # as if its worker had died: nothing saved, the lease not renewed
+
+    monkeypatch.setattr(checkpoints, "_save", worker_gone)
+    conversation = await new_conversation(owner, "stall:latest")
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    await tab.until(lambda t: bool(t.tails.get(reply.pk)))  # heard from, then silent
+
+    assert await tab.until_finished(reply.pk, timeout=10) == "interrupted"
+    assert "stopped while this reply was being written" in tab.frames[-1]
