@@ -253,8 +253,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         interrupted instead of leaving the page waiting for ever. A reply heard from within
         the last half lease has a live worker: only silent ones cost a trip to the database
         (with 100 pages open, that was 10 trips a second for replies plainly alive)."""
-        interval = min(SYNC_RETRY_SECONDS, settings.CHAT_STREAM_LEASE_SECONDS / 2)
-        alive_within = settings.CHAT_STREAM_LEASE_SECONDS / 2
+        half_lease = settings.CHAT_STREAM_LEASE_SECONDS / 2
+        interval = min(SYNC_RETRY_SECONDS, half_lease)
         last_check = asyncio.get_running_loop().time()
         while self._shown:
             await asyncio.sleep(interval)
@@ -263,12 +263,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 # No state yet: the request may have gone nowhere; ask again.
                 if shown is None and now - self._asked_at.get(reply_id, now) >= SYNC_RETRY_SECONDS:
                     await self._request_state(reply_id)
-            if now - last_check < settings.CHAT_STREAM_LEASE_SECONDS / 2:
+            if now - last_check < half_lease:
                 continue
             last_check = now
             for reply_id in list(self._shown):
                 heard_at = self._heard_at.get(reply_id)
-                if heard_at is not None and now - heard_at < alive_within:
+                if heard_at is not None and now - heard_at < half_lease:
                     continue
                 status = await _status_after_sweep(self.conversation.pk, reply_id)
                 if status != Message.Status.STREAMING and reply_id in self._shown:
