@@ -178,7 +178,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             return  # this socket's snapshot already had the turn
         self._shown[event["reply_id"]] = 0  # a new reply: nothing shown, nothing missed
         self._heard_from(event["reply_id"])
-        html = event.get("html") or await db(frames.turn_started_frame)(
+        html = event.get("html") or await db(frames.turn_started_frame_from_db)(
             self.conversation.pk, event["message_ids"], event["removed_ids"]
         )
         await self.send(html)

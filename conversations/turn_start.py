@@ -69,7 +69,7 @@ def turn_prepare(
         early.start(turn, request)
     html = None
     try:
-        html = _announcement_html(conversation.pk, turn)
+        html = _announcement_html(turn)
     finally:
         if request is not None:
             early.announce(html)  # whatever happened: a started reply must be announced
@@ -102,7 +102,7 @@ async def turn_announce_and_start(
         return
     generation = await _generation_start(conversation_id, turn, request)
     if announcement_html is None:
-        announcement_html = await db(_announcement_html)(conversation_id, turn)
+        announcement_html = await db(_announcement_html)(turn)
     await _announce(conversation_id, turn, announcement_html, generation)
 
 
@@ -138,11 +138,11 @@ def _announcement(turn: Turn, html: str | None) -> dict[str, Any]:
     return announcement
 
 
-def _announcement_html(conversation_id: int, turn: Turn) -> str | None:
+def _announcement_html(turn: Turn) -> str | None:
     """The start of the turn, rendered once for every socket; None if that failed (a socket
     then renders it itself)."""
     try:
-        return frames.turn_started_frame(conversation_id, turn.message_ids, turn.removed_ids)
+        return frames.turn_started_frame(turn.messages, turn.removed_ids)
     except Exception:
         logger.exception("Could not render the start of reply %s", turn.reply.pk)
         return None

@@ -45,9 +45,13 @@ class Turn:
     removed_ids: list[int] = field(default_factory=list)
 
     @property
+    def messages(self) -> list[Message]:
+        """The messages the turn shows, in order: the user's, if it has one, and the reply."""
+        return [m for m in (self.user_message, self.reply) if m is not None]
+
+    @property
     def message_ids(self) -> list[int]:
-        """The messages the turn shows: the user's, if it has one, and the reply."""
-        return [m.pk for m in (self.user_message, self.reply) if m is not None]
+        return [m.pk for m in self.messages]
 
 
 def new_lease() -> datetime:
@@ -106,9 +110,13 @@ def _lock_idle(conversation: Conversation) -> Conversation:
         .select_related("model")
         .get(pk=conversation.pk)
     )
-    lost_replies_sweep(conversation_id=locked.pk)
-    if locked.messages.filter(status=Message.Status.STREAMING).exists():
-        raise TurnRefused("A reply is still being written: wait for it, or press Stop.")
+    streaming = locked.messages.filter(status=Message.Status.STREAMING)
+    # Usually nothing streams, and one query says so. Otherwise a reply whose writer is gone
+    # (its lease ran out) is marked interrupted first: it must not hold the conversation up.
+    if streaming.exists():
+        lost_replies_sweep(conversation_id=locked.pk)
+        if streaming.exists():
+            raise TurnRefused("A reply is still being written: wait for it, or press Stop.")
     return locked
 
 
