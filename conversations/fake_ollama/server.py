@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -39,8 +40,11 @@ class FakeOllamaServer:
         *,
         pull_step_seconds: float = 0.02,
         log_path: Path | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """``tls``: serve HTTPS with this server context, as Ollama behind a TLS proxy does."""
         self.host, self.port = host, port
+        self.tls = tls
         self.models: dict[str, FakeModel] = {
             normalize_name(m.name): m
             for m in (models if models is not None else default_catalogue())
@@ -60,7 +64,7 @@ class FakeOllamaServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def model(self, name: str) -> FakeModel:
         return self.models[normalize_name(name)]
@@ -110,7 +114,9 @@ class FakeOllamaServer:
             await self._close()
 
     async def _open(self) -> asyncio.Server:
-        self._server = await asyncio.start_server(self._handle_connection, self.host, self.port)
+        self._server = await asyncio.start_server(
+            self._handle_connection, self.host, self.port, ssl=self.tls
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self._server
 

@@ -7,9 +7,10 @@ cancelled) closes the HTTP response, which is how Ollama is told to stop generat
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from contextlib import aclosing, suppress
 from typing import Any
 
 import httpx
@@ -25,8 +26,10 @@ from conversations.ollama.errors import (
     ServerBusy,
     StreamError,
     StreamInterrupted,
+    StreamStalled,
 )
 from conversations.ollama.ndjson import lines_until_stalled
+from conversations.ollama.network import AsyncioTransport
 from conversations.ollama.types import (
     ChatChunk,
     ChatMessage,
@@ -40,6 +43,10 @@ from conversations.ollama.types import (
     ThinkValue,
 )
 
+# How long the end of a streamed response may take to follow its last line.
+END_OF_RESPONSE_SECONDS = 1.0
+# Every streaming reply holds a connection; the pool must not make replies queue.
+POOL_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=64)
 USER_AGENT = "chatsite (+https://github.com/ollama/ollama/blob/main/docs/api.md)"
 
 
@@ -68,9 +75,8 @@ class OllamaClient:
             timeout=httpx.Timeout(request_timeout, connect=connect_timeout),
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
             follow_redirects=True,
-            # Every streaming reply holds a connection; the pool must not make replies queue.
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-            transport=transport,
+            limits=POOL_LIMITS,  # for a proxy from the environment, which has its own transport
+            transport=transport or AsyncioTransport(limits=POOL_LIMITS),
         )
 
     @property
@@ -257,9 +263,11 @@ class OllamaClient:
                         data = _decode_object(line)
                         if data.get("error"):
                             raise StreamError(str(data["error"]))
-                        yield data
                         if is_last(data):
+                            await _read_to_the_end(lines)
+                            yield data
                             return
+                        yield data
                 except httpx.TransportError as exc:
                     raise StreamInterrupted(f"{type(exc).__name__}: {exc}") from exc
             raise StreamInterrupted("the stream ended before its last chunk")
@@ -282,6 +290,17 @@ class OllamaClient:
                 detail=f"{type(exc).__name__}: {exc}",
             )
         return StreamInterrupted(f"{type(exc).__name__}: {exc}")
+
+
+async def _read_to_the_end(lines: AsyncIterator[bytes]) -> None:
+    """Read what follows the last line: only the end of the response, at once. A response
+    closed before its end takes its connection with it, and every reply opened a new one
+    (with TLS, a handshake per reply). A server that does not end the response in time, or
+    sends more, only costs the connection."""
+    with suppress(TimeoutError, httpx.TransportError, StreamStalled):
+        async with asyncio.timeout(END_OF_RESPONSE_SECONDS):
+            async for _ in lines:
+                pass
 
 
 def _is_done(data: Mapping[str, Any]) -> bool:

@@ -1,0 +1,242 @@
+"""httpx's connections to Ollama on asyncio's own transports, not on anyio streams.
+
+A streaming reply arrives as one small read per token. httpcore's default backend wraps every
+read in an anyio cancel scope and pauses and resumes the socket around it (two ``epoll_ctl``
+calls): at 2,000 tokens a second that was a tenth of the worker's CPU (docs/performance.md).
+Here the connection's protocol keeps what arrives in a buffer, so a read takes what is there or
+waits on one future, and a timer exists only for a read or write that has a timeout.
+
+httpcore takes a network backend for exactly this (``AsyncConnectionPool(network_backend=…)``).
+Errors are raised as httpcore's own exceptions, which httpx maps as it always does, so the
+client sees the same ``httpx`` errors as with the default backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpcore
+import httpx
+
+# Reading pauses when this much is waiting unread, and resumes below the low mark: a reply the
+# worker cannot keep up with backs up into Ollama, not into memory.
+HIGH_WATER_BYTES = 256 * 1024
+LOW_WATER_BYTES = 64 * 1024
+
+
+class _Buffering(asyncio.Protocol):
+    """The state of one connection, kept up to date by asyncio's callbacks."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.ended = False  # the peer closed its side, or the connection was lost
+        self.error: BaseException | None = None
+        self._reading_paused = False
+        self._data_waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - a stream connection
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) >= HIGH_WATER_BYTES and not self._reading_paused:
+            assert self.transport is not None  # noqa: S101
+            self.transport.pause_reading()
+            self._reading_paused = True
+        _wake(self._data_waiter)
+
+    def eof_received(self) -> bool | None:
+        self.ended = True
+        _wake(self._data_waiter)
+        return None  # HTTP/1.1 has nothing to send after the server's end: close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended = True
+        self.error = exc
+        _wake(self._data_waiter)
+        _wake(self._drain_waiter)
+
+    def pause_writing(self) -> None:
+        self._drain_waiter = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        _wake(self._drain_waiter)
+        self._drain_waiter = None
+
+    @property
+    def reading_paused(self) -> bool:
+        return self._reading_paused
+
+    async def readable(self) -> None:
+        """Until there is something to read, or the connection has ended."""
+        if self.buffer or self.ended:
+            return
+        self._data_waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._data_waiter
+        finally:
+            self._data_waiter = None
+
+    async def drained(self) -> None:
+        """Until the transport takes writes again, if it paused them (its buffer was full)."""
+        if self._drain_waiter is not None:
+            await self._drain_waiter
+
+    def take(self, max_bytes: int) -> bytes:
+        if len(self.buffer) <= max_bytes:
+            data = bytes(self.buffer)
+            self.buffer.clear()
+        else:
+            data = bytes(self.buffer[:max_bytes])
+            del self.buffer[:max_bytes]
+        if self._reading_paused and len(self.buffer) <= LOW_WATER_BYTES:
+            assert self.transport is not None  # noqa: S101
+            self.transport.resume_reading()
+            self._reading_paused = False
+        return data
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
+@contextmanager
+def _raising(timeout_as: type[Exception], error_as: type[Exception]) -> Iterator[None]:
+    """asyncio's errors as httpcore's. TimeoutError is an OSError: it is caught first."""
+    try:
+        yield
+    except TimeoutError as exc:
+        raise timeout_as(str(exc) or "timed out") from exc
+    except OSError as exc:  # ssl.SSLError included
+        raise error_as(str(exc) or type(exc).__name__) from exc
+
+
+class AsyncioStream(httpcore.AsyncNetworkStream):
+    def __init__(self, transport: asyncio.Transport, protocol: _Buffering) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        protocol = self._protocol
+        if not protocol.buffer and not protocol.ended:
+            with _raising(httpcore.ReadTimeout, httpcore.ReadError):
+                if timeout is None:  # a stream's reads: no timer (ndjson.py watches for stalls)
+                    await protocol.readable()
+                else:
+                    async with asyncio.timeout(timeout):
+                        await protocol.readable()
+        if protocol.buffer:
+            return protocol.take(max_bytes)
+        if protocol.error is not None:
+            raise httpcore.ReadError(str(protocol.error) or type(protocol.error).__name__)
+        return b""  # the peer closed the connection
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        protocol = self._protocol
+        if self._transport.is_closing():
+            raise httpcore.WriteError(str(protocol.error or "the connection is closed"))
+        self._transport.write(buffer)
+        with _raising(httpcore.WriteTimeout, httpcore.WriteError):
+            async with asyncio.timeout(timeout):
+                await protocol.drained()
+        if protocol.error is not None:
+            raise httpcore.WriteError(str(protocol.error))
+
+    async def aclose(self) -> None:
+        # As anyio closes a socket: politely, then at once if that did not take.
+        if not self._transport.is_closing():
+            self._transport.close()
+            await asyncio.sleep(0)
+        self._transport.abort()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            with _raising(httpcore.ConnectTimeout, httpcore.ConnectError):
+                async with asyncio.timeout(timeout):
+                    transport = await loop.start_tls(
+                        self._transport,
+                        self._protocol,
+                        ssl_context,
+                        server_hostname=server_hostname,
+                    )
+        except BaseException:
+            self._transport.abort()
+            raise
+        if transport is None:
+            raise httpcore.ConnectError("the connection closed during the TLS handshake")
+        self._protocol.transport = transport
+        return AsyncioStream(transport, self._protocol)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            # httpcore asks this of an idle connection before reusing it: anything to read
+            # (usually the server having closed it) means it cannot be. Known without a call.
+            return bool(self._protocol.buffer) or self._protocol.ended
+        name = {
+            "ssl_object": "ssl_object",
+            "client_addr": "sockname",
+            "server_addr": "peername",
+            "socket": "socket",
+        }.get(info)
+        return None if name is None else self._transport.get_extra_info(name)
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    """TCP connections on the running asyncio loop (asyncio sets TCP_NODELAY on them)."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        with _raising(httpcore.ConnectTimeout, httpcore.ConnectError):
+            async with asyncio.timeout(timeout):
+                transport, protocol = await loop.create_connection(
+                    _Buffering, host, port, local_addr=(local_address, 0) if local_address else None
+                )
+            sock = transport.get_extra_info("socket")
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+        return AsyncioStream(transport, protocol)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class AsyncioTransport(httpx.AsyncHTTPTransport):
+    """httpx's own HTTP transport (its request handling and error mapping), its connections
+    made by ``AsyncioBackend``. A proxy from the environment keeps httpx's usual transport."""
+
+    def __init__(self, *, limits: httpx.Limits) -> None:
+        # As httpx does by default: certifi's certificates, or SSL_CERT_FILE or SSL_CERT_DIR.
+        ssl_context = httpx.create_ssl_context()
+        super().__init__(verify=ssl_context, limits=limits)
+        # httpx builds its pool with no way to pass a network backend: the same pool again,
+        # with one. tests/test_ollama_network.py fails if httpx stops sending through it.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=AsyncioBackend(),
+        )

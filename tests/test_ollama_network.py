@@ -1,0 +1,239 @@
+"""The Ollama client's connections (conversations/ollama/network.py), over real sockets: made
+on asyncio and kept alive, dropped when the server has closed them, TLS to an Ollama behind a
+proxy, timeouts, and flow control in both directions."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trustme
+
+from conversations.fake_ollama import FakeOllamaServer, expected_reply
+from conversations.ollama import ChatMessage, OllamaClient, OllamaError, OllamaUnreachable
+from conversations.ollama import client as client_module
+from conversations.ollama.client import POOL_LIMITS
+from conversations.ollama.network import AsyncioBackend, AsyncioTransport, _Buffering
+
+HELLO = [ChatMessage("user", "Hello there")]
+HELLO_JSON = [{"role": "user", "content": "Hello there"}]
+VERSION_REPLY = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\r\n"
+    b'{"version":"0.12.0"}'
+)
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def raw_server(handler: Handler) -> AsyncIterator[str]:
+    """A loopback server that does what ``handler`` does with each connection; its URL."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    async with server:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every TCP connection the client opens, as (host, port)."""
+    connections: list[tuple[str, int]] = []
+    connect = AsyncioBackend.connect_tcp
+
+    async def counted(self: AsyncioBackend, host: str, port: int, *args: Any, **kw: Any) -> Any:
+        connections.append((host, port))
+        return await connect(self, host, port, *args, **kw)
+
+    monkeypatch.setattr(AsyncioBackend, "connect_tcp", counted)
+    return connections
+
+
+async def test_replies_stream_over_one_connection_made_on_asyncio_and_kept_alive(
+    fake_ollama: FakeOllamaServer, opened: list[tuple[str, int]]
+) -> None:
+    async with OllamaClient(fake_ollama.url) as client:
+        for _ in range(3):
+            chunks = [c async for c in client.chat_stream(model="llama3.2", messages=HELLO)]
+            assert "".join(c.content for c in chunks) == expected_reply("llama3.2", HELLO_JSON)
+        assert await client.version()
+    # Through this module's backend (httpx still sends through the pool it was given), and
+    # the one connection served all four requests.
+    assert opened == [("127.0.0.1", fake_ollama.port)]
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_reused(
+    opened: list[tuple[str, int]],
+) -> None:
+    async def answer_then_hang_up(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(VERSION_REPLY)  # keep-alive, as HTTP/1.1 is by default
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()  # then the server drops it, as Ollama's idle timeout or a proxy does
+
+    async with raw_server(answer_then_hang_up) as url, OllamaClient(url) as client:
+        assert await client.version() == "0.12.0"
+        await asyncio.sleep(0.2)
+        assert await client.version() == "0.12.0"  # a new connection, no error
+    assert len(opened) == 2
+
+
+def _chunk(line: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(line), line)
+
+
+async def test_a_response_not_ended_after_its_last_line_still_ends_the_reply(
+    monkeypatch: pytest.MonkeyPatch, opened: list[tuple[str, int]]
+) -> None:
+    """The client reads the end of a response to keep its connection; a server that never
+    sends that end costs the connection, not the reply."""
+    monkeypatch.setattr(client_module, "END_OF_RESPONSE_SECONDS", 0.2)
+    answered = 0
+
+    async def done_then_hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal answered
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readuntil(b"}")  # the request's body
+        answered += 1
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+            + _chunk(
+                b'{"model":"m","created_at":"2026-11-21T10:00:00Z",'
+                b'"message":{"role":"assistant","content":"Hi"},"done":false}\n'
+            )
+            + _chunk(
+                b'{"model":"m","created_at":"2026-11-21T10:00:00Z",'
+                b'"message":{"role":"assistant","content":""},"done":true,'
+                b'"done_reason":"stop"}\n'
+            )
+        )
+        await writer.drain()
+        await reader.read()  # and never the end of the response
+
+    # Not a measure of speed: a reply held until the stall timeout (60 s) fails here.
+    async with (
+        asyncio.timeout(10),
+        raw_server(done_then_hang) as url,
+        OllamaClient(url, stall_timeout=60) as client,
+    ):
+        for _ in range(2):
+            chunks = [c async for c in client.chat_stream(model="m", messages=HELLO)]
+            assert [c.content for c in chunks] == ["Hi", ""] and chunks[-1].done
+    assert answered == 2 and len(opened) == 2  # each unfinished response took its connection
+
+
+@pytest.fixture
+def tls_ollama(tmp_path: Path) -> Iterator[tuple[FakeOllamaServer, Path]]:
+    """The fake Ollama behind TLS, with a certificate from a private authority; that
+    authority's certificate, as an operator would hand it to SSL_CERT_FILE."""
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    fake = FakeOllamaServer(tls=context).start()
+    authority_file = tmp_path / "authority.pem"
+    authority.cert_pem.write_to_path(str(authority_file))
+    try:
+        yield fake, authority_file
+    finally:
+        fake.stop()
+
+
+async def test_an_ollama_behind_tls_streams_with_the_operators_certificate(
+    tls_ollama: tuple[FakeOllamaServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, authority_file = tls_ollama
+    monkeypatch.setenv("SSL_CERT_FILE", str(authority_file))
+    assert fake.url.startswith("https://")
+    async with OllamaClient(fake.url) as client:
+        chunks = [c async for c in client.chat_stream(model="llama3.2", messages=HELLO)]
+    assert "".join(c.content for c in chunks) == expected_reply("llama3.2", HELLO_JSON)
+
+
+async def test_an_untrusted_certificate_is_refused_and_says_why(
+    tls_ollama: tuple[FakeOllamaServer, Path],
+) -> None:
+    fake, _ = tls_ollama  # the private authority is not trusted
+    async with OllamaClient(fake.url) as client:
+        with pytest.raises(OllamaUnreachable) as refused:
+            await client.version()
+    assert "CERTIFICATE_VERIFY_FAILED" in refused.value.detail
+
+
+async def test_a_server_that_never_answers_times_out_with_a_clear_error() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # takes the request and says nothing until the client leaves
+
+    async with raw_server(silent) as url, OllamaClient(url, request_timeout=0.3) as client:
+        with pytest.raises(OllamaError, match="did not answer in time") as timed_out:
+            await client.version()
+    assert "ReadTimeout" in timed_out.value.detail
+
+
+async def test_a_large_request_waits_for_a_slow_reader_and_arrives_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An image-laden request can be megabytes: the write waits while the server does not
+    read, rather than failing or piling up."""
+    paused: list[bool] = []
+    pause = _Buffering.pause_writing
+
+    def counted_pause(self: _Buffering) -> None:
+        paused.append(True)
+        pause(self)
+
+    monkeypatch.setattr(_Buffering, "pause_writing", counted_pause)
+    body = bytes(range(256)) * (64 * 1024)  # 16 MiB, more than loopback's socket buffers
+    received: dict[str, Any] = {}
+
+    async def slow_reader(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.3)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
+        assert length is not None
+        received["digest"] = hashlib.sha256(await reader.readexactly(int(length[1]))).hexdigest()
+        writer.write(VERSION_REPLY)
+        await writer.drain()
+
+    async with (
+        raw_server(slow_reader) as url,
+        httpx.AsyncClient(transport=AsyncioTransport(limits=POOL_LIMITS)) as http,
+    ):
+        response = await http.post(f"{url}/api/chat", content=body)
+    assert response.status_code == 200
+    assert received["digest"] == hashlib.sha256(body).hexdigest()
+    assert paused  # the write did wait for the reader
+
+
+async def test_a_reader_slower_than_the_server_pauses_it_and_loses_nothing() -> None:
+    paused: list[bool] = []
+    body = bytes(range(256)) * (8 * 1024)  # 2 MiB, sent at once
+
+    async def fast_writer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+
+    read = bytearray()
+    async with (
+        raw_server(fast_writer) as url,
+        httpx.AsyncClient(transport=AsyncioTransport(limits=POOL_LIMITS)) as http,
+        http.stream("GET", url) as response,
+    ):
+        async for piece in response.aiter_raw():
+            read += piece
+            stream = response.extensions["network_stream"]
+            paused.append(stream._protocol.reading_paused)
+            await asyncio.sleep(0.01)  # a consumer slower than loopback
+    assert bytes(read) == body
+    assert any(paused)  # reading was paused while the buffer was full …
+    assert not paused[-1]  # … and resumed as it emptied
