@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -21,7 +20,7 @@ from conversations.fake_ollama import FakeOllamaServer, expected_reply
 from conversations.ollama import ChatMessage, OllamaClient, OllamaError, OllamaUnreachable
 from conversations.ollama import client as client_module
 from conversations.ollama.client import POOL_LIMITS
-from conversations.ollama.network import AsyncioBackend, AsyncioTransport, _Buffering
+from conversations.ollama.network import AsyncioBackend, AsyncioTransport
 
 HELLO = [ChatMessage("user", "Hello there")]
 HELLO_JSON = [{"role": "user", "content": "Hello there"}]
@@ -34,11 +33,23 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 
 @asynccontextmanager
-async def raw_server(handler: Handler) -> AsyncIterator[str]:
+async def raw_server(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncIterator[str]:
     """A loopback server that does what ``handler`` does with each connection; its URL."""
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=tls)
     async with server:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        port = server.sockets[0].getsockname()[1]
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+
+
+def private_authority(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server context with a certificate for 127.0.0.1 from a private authority, and that
+    authority's certificate, as an operator would hand it to SSL_CERT_FILE."""
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    authority_file = directory / "authority.pem"
+    authority.cert_pem.write_to_path(str(authority_file))
+    return context, authority_file
 
 
 @pytest.fixture
@@ -134,14 +145,9 @@ async def test_a_response_not_ended_after_its_last_line_still_ends_the_reply(
 
 @pytest.fixture
 def tls_ollama(tmp_path: Path) -> Iterator[tuple[FakeOllamaServer, Path]]:
-    """The fake Ollama behind TLS, with a certificate from a private authority; that
-    authority's certificate, as an operator would hand it to SSL_CERT_FILE."""
-    authority = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("127.0.0.1").configure_cert(context)
+    """The fake Ollama behind TLS, and the authority that signed its certificate."""
+    context, authority_file = private_authority(tmp_path)
     fake = FakeOllamaServer(tls=context).start()
-    authority_file = tmp_path / "authority.pem"
-    authority.cert_pem.write_to_path(str(authority_file))
     try:
         yield fake, authority_file
     finally:
@@ -169,6 +175,53 @@ async def test_an_untrusted_certificate_is_refused_and_says_why(
     assert "CERTIFICATE_VERIFY_FAILED" in refused.value.detail
 
 
+async def test_large_responses_over_tls_arrive_whole_over_one_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opened: list[tuple[str, int]]
+) -> None:
+    context, authority_file = private_authority(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(authority_file))
+    body = bytes(range(256)) * (4 * 1024)  # 1 MiB each: reading pauses and resumes under TLS
+
+    async def two_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in range(2):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            await writer.drain()
+        await reader.read()
+
+    async with (
+        raw_server(two_answers, tls=context) as url,
+        httpx.AsyncClient(transport=AsyncioTransport(limits=POOL_LIMITS)) as http,
+    ):
+        for _ in range(2):
+            read = bytearray()
+            async with http.stream("GET", url) as response:
+                async for piece in response.aiter_raw():
+                    read += piece
+                    await asyncio.sleep(0.005)  # slower than the server
+            assert bytes(read) == body
+    assert len(opened) == 1
+
+
+async def test_a_proxy_from_the_environment_is_still_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    request_lines: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request_lines.append((await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")[0])
+        writer.write(VERSION_REPLY)
+        await writer.drain()
+
+    for name in ("NO_PROXY", "no_proxy", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with raw_server(proxy) as proxy_url:
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        async with OllamaClient("http://gpu-box.invalid:11434") as client:
+            assert await client.version() == "0.12.0"
+    assert request_lines == [b"GET http://gpu-box.invalid:11434/api/version HTTP/1.1"]
+
+
 async def test_a_server_that_never_answers_times_out_with_a_clear_error() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()  # takes the request and says nothing until the client leaves
@@ -179,39 +232,27 @@ async def test_a_server_that_never_answers_times_out_with_a_clear_error() -> Non
     assert "ReadTimeout" in timed_out.value.detail
 
 
-async def test_a_large_request_waits_for_a_slow_reader_and_arrives_whole(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """An image-laden request can be megabytes: the write waits while the server does not
-    read, rather than failing or piling up."""
-    paused: list[bool] = []
-    pause = _Buffering.pause_writing
-
-    def counted_pause(self: _Buffering) -> None:
-        paused.append(True)
-        pause(self)
-
-    monkeypatch.setattr(_Buffering, "pause_writing", counted_pause)
-    body = bytes(range(256)) * (64 * 1024)  # 16 MiB, more than loopback's socket buffers
-    received: dict[str, Any] = {}
+async def test_a_large_write_waits_for_a_slow_reader_and_arrives_whole() -> None:
+    """An image-laden request can be megabytes: its write waits while the server does not
+    read, rather than piling up in memory or failing."""
+    data = bytes(range(256)) * (64 * 1024)  # 16 MiB, more than loopback's socket buffers
+    reading = asyncio.Event()
+    received: dict[str, str] = {}
 
     async def slow_reader(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(0.3)
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
-        assert length is not None
-        received["digest"] = hashlib.sha256(await reader.readexactly(int(length[1]))).hexdigest()
-        writer.write(VERSION_REPLY)
-        await writer.drain()
+        reading.set()
+        received["digest"] = hashlib.sha256(await reader.readexactly(len(data))).hexdigest()
+        writer.close()
 
-    async with (
-        raw_server(slow_reader) as url,
-        httpx.AsyncClient(transport=AsyncioTransport(limits=POOL_LIMITS)) as http,
-    ):
-        response = await http.post(f"{url}/api/chat", content=body)
-    assert response.status_code == 200
-    assert received["digest"] == hashlib.sha256(body).hexdigest()
-    assert paused  # the write did wait for the reader
+    async with raw_server(slow_reader) as url:
+        port = int(url.rsplit(":", 1)[1])
+        stream = await AsyncioBackend().connect_tcp("127.0.0.1", port)
+        await stream.write(data, timeout=10)
+        assert reading.is_set()  # the write returned only once the server read
+        assert await stream.read(1, timeout=10) == b""  # the server has all of it, and closed
+        await stream.aclose()
+    assert received["digest"] == hashlib.sha256(data).hexdigest()
 
 
 async def test_a_reader_slower_than_the_server_pauses_it_and_loses_nothing() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing, suppress
 from typing import Any
@@ -67,6 +68,8 @@ class OllamaClient:
         between two chunks."""
         self.base_url = base_url.rstrip("/")
         self.stall_timeout = stall_timeout
+        if transport is None and not _proxy_from_environment():
+            transport = AsyncioTransport(limits=POOL_LIMITS)
         self._generation_timeout = httpx.Timeout(
             connect=connect_timeout, read=first_chunk_timeout, write=request_timeout, pool=None
         )
@@ -75,8 +78,8 @@ class OllamaClient:
             timeout=httpx.Timeout(request_timeout, connect=connect_timeout),
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
             follow_redirects=True,
-            limits=POOL_LIMITS,  # for a proxy from the environment, which has its own transport
-            transport=transport or AsyncioTransport(limits=POOL_LIMITS),
+            limits=POOL_LIMITS,  # for httpx's own transports, used with a proxy
+            transport=transport,
         )
 
     @property
@@ -263,11 +266,10 @@ class OllamaClient:
                         data = _decode_object(line)
                         if data.get("error"):
                             raise StreamError(str(data["error"]))
+                        yield data
                         if is_last(data):
                             await _read_to_the_end(lines)
-                            yield data
                             return
-                        yield data
                 except httpx.TransportError as exc:
                     raise StreamInterrupted(f"{type(exc).__name__}: {exc}") from exc
             raise StreamInterrupted("the stream ended before its last chunk")
@@ -290,6 +292,12 @@ class OllamaClient:
                 detail=f"{type(exc).__name__}: {exc}",
             )
         return StreamInterrupted(f"{type(exc).__name__}: {exc}")
+
+
+def _proxy_from_environment() -> bool:
+    """Whether HTTP_PROXY, HTTPS_PROXY or ALL_PROXY is set. httpx routes through such a proxy
+    with transports of its own, and only when it is given no transport: then it keeps them."""
+    return any(scheme in {"http", "https", "all"} for scheme in urllib.request.getproxies())
 
 
 async def _read_to_the_end(lines: AsyncIterator[bytes]) -> None:

@@ -87,7 +87,9 @@ class _Buffering(asyncio.Protocol):
     async def drained(self) -> None:
         """Until the transport takes writes again, if it paused them (its buffer was full)."""
         if self._drain_waiter is not None:
-            await self._drain_waiter
+            # Shielded: a write that gives up (its timeout) must not cancel what the next
+            # write waits on.
+            await asyncio.shield(self._drain_waiter)
 
     def take(self, max_bytes: int) -> bytes:
         if len(self.buffer) <= max_bytes:
@@ -153,11 +155,14 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError(str(protocol.error))
 
     async def aclose(self) -> None:
-        # As anyio closes a socket: politely, then at once if that did not take.
-        if not self._transport.is_closing():
-            self._transport.close()
-            await asyncio.sleep(0)
-        self._transport.abort()
+        # As anyio closes a socket: politely, then at once if that did not take (also when
+        # cancelled meanwhile: a TLS close could otherwise wait for the peer).
+        try:
+            if not self._transport.is_closing():
+                self._transport.close()
+                await asyncio.sleep(0)
+        finally:
+            self._transport.abort()
 
     async def start_tls(
         self,
@@ -212,11 +217,22 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         with _raising(httpcore.ConnectTimeout, httpcore.ConnectError):
             async with asyncio.timeout(timeout):
                 transport, protocol = await loop.create_connection(
-                    _Buffering, host, port, local_addr=(local_address, 0) if local_address else None
+                    _Buffering,
+                    host,
+                    port,
+                    local_addr=(local_address, 0) if local_address else None,
+                    # As anyio does: the next address after 250 ms, so that a host name with
+                    # an unreachable IPv6 address does not use up the whole connect timeout.
+                    happy_eyeballs_delay=0.25,
+                    interleave=1,
                 )
-            sock = transport.get_extra_info("socket")
-            for option in socket_options or ():
-                sock.setsockopt(*option)
+            try:
+                sock = transport.get_extra_info("socket")
+                for option in socket_options or ():
+                    sock.setsockopt(*option)
+            except OSError:
+                transport.abort()
+                raise
         return AsyncioStream(transport, protocol)
 
     async def sleep(self, seconds: float) -> None:
