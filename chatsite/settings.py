@@ -98,6 +98,9 @@ ASGI_APPLICATION = "chatsite.asgi.application"
 DATABASES: dict[str, dict[str, Any]] = {
     "default": env_database("DATABASE_URL", f"sqlite:///{DATA_DIR / 'db.sqlite3'}")
 }
+# The worker's database thread keeps its connection (conversations/db.py): test it before
+# reusing it, so a database restarted meanwhile costs a reconnect, not a failed request.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         # WAL lets readers go on while a reply is being saved; IMMEDIATE takes the write lock

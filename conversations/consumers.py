@@ -17,6 +17,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import DatabaseError
 from django.http import Http404
 
 from conversations import frames
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 # A frame carries one message and a few form fields; anything much larger is refused unread.
 FRAME_OVERHEAD = 4096
+TURN_NOT_SAVED = "Your message could not be saved. Try again in a moment."
 # How long to wait for a running reply's state before asking again.
 SYNC_RETRY_SECONDS = 2.0
 
@@ -161,14 +163,20 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def _start_turn(self, action: Any, **kwargs: Any) -> bool:
         early = EarlyStart(self.conversation.pk)
         try:
-            turn, request, html = await turn_prepare(action, self.conversation, early, **kwargs)
+            turn, html = await turn_prepare(action, self.conversation, early, **kwargs)
         except (TurnRefused, ValidationError) as refused:
             await self.send(frames.error_frame(refusal_text(refused)))
             return False
-        if early.started is not None:
-            await asyncio.wrap_future(early.started)
+        except DatabaseError:
+            # Nothing of the turn was saved (and what was asked of Ollama is stopped): the
+            # composer keeps the text to send again.
+            logger.exception("Could not save a turn in conversation %s", self.conversation.pk)
+            await self.send(frames.error_frame(TURN_NOT_SAVED))
+            return False
+        if early.asked:
+            await early.done
         else:  # the request could not be built: try again, or fail the reply
-            await turn_announce_and_start(self.conversation.pk, turn, request, html)
+            await turn_announce_and_start(self.conversation.pk, turn, html)
         return True
 
     # --- events from the conversation's group --------------------------------------------------

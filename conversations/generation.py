@@ -17,7 +17,7 @@ import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Coroutine
-from contextlib import aclosing, suppress
+from contextlib import suppress
 from typing import Any
 
 from channels.layers import BaseChannelLayer, get_channel_layer
@@ -33,8 +33,9 @@ from conversations.checkpoints import (
 from conversations.db import db
 from conversations.groups import control_group, stream_group
 from conversations.models import Message
-from conversations.ollama import ChatChunk, OllamaClient, OllamaError, get_client
+from conversations.ollama import OllamaClient, OllamaError, get_client
 from conversations.prompting import ReplyRequest
+from conversations.reply_reading import ReplyReading
 from conversations.streaming_markdown import StreamingMarkdown
 from conversations.titles import title_after_first_reply
 
@@ -55,6 +56,7 @@ class Generation:
         conversation_id: int,
         reply_id: int,
         request: ReplyRequest,
+        reading: ReplyReading,
         client: OllamaClient,
         layer: BaseChannelLayer,
     ) -> None:
@@ -63,22 +65,19 @@ class Generation:
         self.request = request
         self.client = client
         self.layer = layer
-        # Everything received, and the part of it already published (seq deltas so far).
-        self.content: list[str] = []
-        self.thinking: list[str] = []
+        # Everything received so far (the reading), and the part of it already published (seq
+        # deltas so far).
+        self.reading = reading
         self.published_content = ""
         self.published_thinking = ""
         self.seq = 0
         self.markdown = StreamingMarkdown()
-        self.final: ChatChunk | None = None
         self.stop_requested = False
         self.row_lost = False
-        self._pending = asyncio.Event()
         # Nothing is published before the turn is announced: a delta must not reach a page
         # before the reply it belongs to.
         self._announced = asyncio.Event()
         self._closing = False
-        self._reader: asyncio.Task[None] | None = None
         self._control = ""
         # How many pieces of each the last checkpoint wrote, and when; what the pending one
         # will have written.
@@ -102,17 +101,16 @@ class Generation:
         listener = asyncio.create_task(self._listen(control))
         checkpoints_join(self)
         publisher = asyncio.create_task(self._publish())
-        self._reader = asyncio.create_task(self._read())
         status, error = Message.Status.COMPLETE, ""
         shutting_down = False
         try:
-            await self._reader
+            await self.reading.task
         except asyncio.CancelledError:
             if self.stop_requested or self.row_lost:
                 status = Message.Status.STOPPED
             else:  # this task itself was cancelled: the worker is shutting down
                 shutting_down = True
-                self._reader.cancel()
+                self.reading.stop()
                 status, error = Message.Status.INTERRUPTED, _SHUTDOWN_MESSAGE
         except OllamaError as exc:
             status, error = Message.Status.ERROR, str(exc)
@@ -124,7 +122,7 @@ class Generation:
             checkpoints_leave(self)
             await self._stop_listening(listener)
             self._closing = True
-            self._pending.set()
+            self.reading.arrived.set()
             with suppress(asyncio.CancelledError):
                 await publisher
             await self._quietly(
@@ -149,26 +147,6 @@ class Generation:
         if shutting_down:
             raise asyncio.CancelledError
 
-    async def _read(self) -> None:
-        request = self.request
-        chunks = self.client.chat_stream(
-            model=request.model,
-            messages=request.messages,
-            options=request.options,
-            keep_alive=request.keep_alive,
-            think=request.think,
-        )
-        async with aclosing(chunks):
-            async for chunk in chunks:
-                if chunk.thinking:
-                    self.thinking.append(chunk.thinking)
-                if chunk.content:
-                    self.content.append(chunk.content)
-                if chunk.thinking or chunk.content:
-                    self._pending.set()
-                if chunk.done:
-                    self.final = chunk
-
     async def _quietly(self, work: Awaitable[None]) -> None:
         try:
             await work
@@ -177,25 +155,23 @@ class Generation:
 
     def stop(self) -> None:
         self.stop_requested = True
-        if self._reader is not None:
-            # Leaving the stream closes the HTTP response, which makes Ollama stop.
-            self._reader.cancel()
+        self.reading.stop()
 
     # --- publishing --------------------------------------------------------------------------
 
     async def _publish(self) -> None:
         await self._announced.wait()
         while True:
-            await self._pending.wait()
-            self._pending.clear()
+            await self.reading.arrived.wait()
+            self.reading.arrived.clear()
             await self._flush()
             if self._closing:
                 return
             await asyncio.sleep(BATCH_SECONDS)
 
     async def _flush(self) -> None:
-        content = "".join(self.content)
-        thinking = "".join(self.thinking)
+        content = "".join(self.reading.content)
+        thinking = "".join(self.reading.thinking)
         content_delta = content[len(self.published_content) :]
         thinking_delta = thinking[len(self.published_thinking) :]
         if not content_delta and not thinking_delta:
@@ -288,12 +264,14 @@ class Generation:
         """The text so far, once a second at most; or, while nothing arrives (a model loading),
         just often enough to renew the lease."""
         waited = now - self._saved_at
-        self._due = (len(self.content), len(self.thinking))
+        self._due = (len(self.reading.content), len(self.reading.thinking))
         if waited < CHECKPOINT_SECONDS:
             return None
         if self._due == self._saved and waited < lease_renewal_seconds():
             return None
-        return Checkpoint(self.reply_id, "".join(self.content), "".join(self.thinking))
+        return Checkpoint(
+            self.reply_id, "".join(self.reading.content), "".join(self.reading.thinking)
+        )
 
     def checkpoint_saved(self, checkpoint: Checkpoint, now: float) -> None:
         self._saved, self._saved_at = self._due, now
@@ -305,10 +283,10 @@ class Generation:
 
     async def _save_outcome(self, status: str, error: str) -> tuple[bool, str | None]:
         """Whether the outcome was saved, and the reply's final frame if it was."""
-        final = self.final
+        final = self.reading.final
         fields: dict[str, Any] = {
-            "content": "".join(self.content),
-            "thinking": "".join(self.thinking),
+            "content": "".join(self.reading.content),
+            "thinking": "".join(self.reading.thinking),
             "status": status,
             "error": error,
             "lease_expires_at": None,
@@ -356,21 +334,32 @@ def _finish(reply_id: int, fields: dict[str, Any]) -> tuple[bool, str | None]:
 
 
 async def generation_prepare(
-    *, conversation_id: int, reply_id: int, request: ReplyRequest
+    *,
+    conversation_id: int,
+    reply_id: int,
+    request: ReplyRequest,
+    reading: ReplyReading | None = None,
 ) -> Generation:
     """A generation listening for stop and sync requests, not yet running: ``generation_launch``
-    it, announce the turn, then tell it so (``announced``)."""
+    it, announce the turn, then tell it so (``announced``). It takes over ``reading``, the
+    request already asked of Ollama, or asks it now."""
     layer: BaseChannelLayer | None = get_channel_layer()
     if layer is None:
         raise RuntimeError("CHANNEL_LAYERS is not configured")
+    client = get_client()
     generation = Generation(
         conversation_id=conversation_id,
         reply_id=reply_id,
         request=request,
-        client=get_client(),
+        reading=reading or ReplyReading(client, request),
+        client=client,
         layer=layer,
     )
-    await generation.subscribe()
+    try:
+        await generation.subscribe()
+    except BaseException:
+        generation.reading.stop()  # nobody could stop it
+        raise
     return generation
 
 

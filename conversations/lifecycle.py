@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from conversations.db import database_thread_close
 from conversations.generation import generations_interrupt
 from conversations.ollama import close_client
 
 
 async def worker_shutdown() -> None:
-    """Save every reply this worker is writing as interrupted, then close the Ollama pool."""
+    """Save every reply this worker is writing as interrupted, then close the Ollama pool and
+    the database thread's connection."""
     await generations_interrupt()
     await close_client()
+    await database_thread_close()
 
 
 def on_daphne_shutdown() -> None:

@@ -67,47 +67,71 @@ def system_prompt_text(conversation: Conversation, model: LanguageModel) -> str:
     return conversation.system_prompt_text
 
 
-def _as_chat_message(role: str, content: str, images: Sequence[MessageImage]) -> ChatMessage:
+@dataclass(frozen=True)
+class HistoryMessage:
+    """A saved message as a turn reads it: enough to see the conversation's state, and to send
+    the message to the model."""
+
+    id: int
+    role: str
+    content: str
+    status: str
+    images: Sequence[MessageImage] = ()
+
+
+def conversation_history(
+    conversation: Conversation, *, before_id: int | None = None
+) -> list[HistoryMessage]:
+    """The conversation's messages in order (those before message ``before_id``). A long
+    conversation is read whole on the way to every first token: plain values in one query, and
+    images (a query more) only for a model that is sent them."""
+    messages = Message.objects.filter(conversation_id=conversation.pk)
+    if before_id is not None:
+        messages = messages.filter(id__lt=before_id)
+    model = conversation.model
+    if model is not None and model.supports_vision:
+        return [
+            HistoryMessage(m.pk, m.role, m.content, m.status, list(m.images.all()))
+            for m in messages.only(
+                "id", "conversation_id", "role", "content", "status"
+            ).prefetch_related("images")
+        ]
+    return [
+        HistoryMessage(pk, role, content, status)
+        for pk, role, content, status in messages.values_list("id", "role", "content", "status")
+    ]
+
+
+def _as_chat_message(message: HistoryMessage) -> ChatMessage:
     # Earlier thinking is left out: models do not need their old reasoning back.
-    if role == Message.Role.ASSISTANT:
-        return ChatMessage("assistant", content)
+    if message.role == Message.Role.ASSISTANT:
+        return ChatMessage("assistant", message.content)
     pictures: list[bytes] = []
-    for image in images:
+    for image in message.images:
         with image.file.open("rb") as file:
             pictures.append(file.read())
-    return ChatMessage("user", content, images=pictures)
+    return ChatMessage("user", message.content, images=pictures)
 
 
-def _belongs_in_history(role: str, content: str) -> bool:
-    if role == Message.Role.USER:
+def _belongs_in_history(message: HistoryMessage) -> bool:
+    if message.role == Message.Role.USER:
         return True
     # A reply that failed before saying anything has nothing for the model to read.
-    return role == Message.Role.ASSISTANT and bool(content)
+    return message.role == Message.Role.ASSISTANT and bool(message.content)
 
 
 def reply_request(conversation: Conversation, reply: Message) -> ReplyRequest:
-    """The /api/chat request that produces ``reply`` (the streaming assistant message)."""
+    """The /api/chat request that produces ``reply`` (the saved streaming assistant message)."""
+    return history_request(conversation, conversation_history(conversation, before_id=reply.pk))
+
+
+def history_request(conversation: Conversation, history: Sequence[HistoryMessage]) -> ReplyRequest:
+    """The /api/chat request that answers ``history`` (the conversation's messages up to the
+    one to answer, as a turn read and changed them)."""
     model = conversation.model
     if model is None:
         raise ValueError("the conversation has no model")
-    earlier = conversation.messages.filter(id__lt=reply.id)
-    # A long conversation is read whole on the way to every first token: plain values, and
-    # images (a query more) only for a model that is sent them.
-    rows: list[tuple[str, str, Sequence[MessageImage]]]
-    if model.supports_vision:
-        rows = [
-            (m.role, m.content, list(m.images.all()))
-            for m in earlier.only("id", "conversation_id", "role", "content").prefetch_related(
-                "images"
-            )
-        ]
-    else:
-        rows = [(role, content, ()) for role, content in earlier.values_list("role", "content")]
-    turns = [
-        _as_chat_message(role, content, images)
-        for role, content, images in rows
-        if _belongs_in_history(role, content)
-    ]
+    turns = [_as_chat_message(m) for m in history if _belongs_in_history(m)]
 
     # The user's settings count only as far as the model still allows them today.
     overrides = allowed_overrides(conversation.options, model.user_bounds())

@@ -1,18 +1,21 @@
-"""From a saved turn to a running reply: ask Ollama, tell the conversation's sockets.
+"""From a turn to a running reply: ask Ollama, tell the conversation's sockets.
 
 Everything between a user's send and the first token is here, and the path is kept short: the
-turn is saved, the request built and the announcement rendered in one trip to the database
-thread, and Ollama is asked from that trip as soon as the request exists, so the model works
-on its first token while the announcement renders. The generation publishes nothing before
-the announcement is out, so no page gets a delta before the reply it belongs to. The start
-runs as a task of the worker: a socket that closes meanwhile stops nothing half-way.
+turn is saved and its announcement rendered in one trip to the database thread, and Ollama is
+asked from that trip as soon as the turn knows what to ask (under the turn's lock, before the
+reply is written), so the model works on its first token while the turn is written and the
+announcement renders. A turn that cannot be saved stops what was asked. The generation
+publishes nothing before the announcement is out, so no page gets a delta before the reply it
+belongs to. The start runs as a task of the worker: a socket that closes meanwhile stops
+nothing half-way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextvars
 import logging
+import threading
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -22,65 +25,109 @@ from conversations.db import db
 from conversations.generation import Generation, generation_launch, generation_prepare
 from conversations.groups import stream_group
 from conversations.models import Conversation, Message
-from conversations.prompting import ReplyRequest, reply_request
+from conversations.ollama import get_client
+from conversations.prompting import HistoryMessage, ReplyRequest, history_request, reply_request
+from conversations.reply_reading import ReplyReading
 from conversations.turns import Turn, reply_fail
 
 logger = logging.getLogger(__name__)
 
+# How long a turn waits, holding its lock, for its request to reach Ollama before it goes on
+# writing: enough for a new connection, with TLS, on a local network.
+REQUEST_WRITE_WAIT_SECONDS = 0.05
+
 
 class EarlyStart:
-    """Starts a reply from the database thread, on the worker's event loop, as soon as its
-    request is built; announces it once its announcement is rendered."""
+    """Asks Ollama from the database thread, as soon as the turn knows what to ask and before
+    the reply is saved; starts the reply on the worker's event loop once it is saved, and
+    announces it once its announcement is rendered. A turn that is not saved stops what was
+    asked."""
 
     def __init__(self, conversation_id: int) -> None:
         self.conversation_id = conversation_id
         self.loop = asyncio.get_running_loop()
+        self.asked = False
+        self._sent = threading.Event()
+        # The reply started and announced (or failing to be): what the socket waits for.
+        self.done: asyncio.Future[None] = self.loop.create_future()
+        self._turn: asyncio.Future[Turn | None] = self.loop.create_future()
         self._announcement: asyncio.Future[str | None] = self.loop.create_future()
-        self.started: concurrent.futures.Future[None] | None = None
 
-    def start(self, turn: Turn, request: ReplyRequest) -> None:
-        """In the database thread: ask Ollama now."""
-        self.started = asyncio.run_coroutine_threadsafe(self._run(turn, request), self.loop)
+    def ask(self, conversation: Conversation, history: list[HistoryMessage]) -> None:
+        """In the database thread, under the turn's lock: build the request and ask Ollama
+        now. A request that cannot be built is left to the start after the turn, which tries
+        again."""
+        try:
+            request = history_request(conversation, history)
+        except Exception:
+            logger.exception("Could not prepare a reply in conversation %s", conversation.pk)
+            return
+        self.asked = True
+        self.loop.call_soon_threadsafe(self._begin, request)
+        # The event loop and this thread share one interpreter lock: the loop would send the
+        # request only once the turn's writes were done. Hand it the lock until the request
+        # is written (a fraction of a millisecond; the model's first token takes longer than
+        # the writes and the announcement that follow).
+        self._sent.wait(REQUEST_WRITE_WAIT_SECONDS)
+
+    def saved(self, turn: Turn | None) -> None:
+        """In the database thread: the turn is saved (None: it is not, and never will be)."""
+        self.loop.call_soon_threadsafe(self._turn.set_result, turn)
 
     def announce(self, html: str | None) -> None:
         """In the database thread: the announcement is ready (None: sockets render it)."""
         self.loop.call_soon_threadsafe(self._announcement.set_result, html)
 
-    async def _run(self, turn: Turn, request: ReplyRequest) -> None:
-        generation = await _generation_start(self.conversation_id, turn, request)
+    def _begin(self, request: ReplyRequest) -> None:
+        # On the loop, at its next turn: the reading's task sends the request at the one after.
+        reading = ReplyReading(get_client(), request, on_sent=self._sent.set)
+        task = self.loop.create_task(self._run(request, reading), context=contextvars.Context())
+        task.add_done_callback(self._finished)
+
+    async def _run(self, request: ReplyRequest, reading: ReplyReading) -> None:
+        try:
+            turn = await self._turn
+        except BaseException:  # cancelled: the worker is stopping
+            reading.stop()
+            raise
+        if turn is None:  # not saved: nobody will ever hear of this reply
+            await reading.abandon()
+            return
+        generation = await _generation_start(self.conversation_id, turn, request, reading)
         await _announce(self.conversation_id, turn, await self._announcement, generation)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            self.done.cancel()
+        elif (error := task.exception()) is not None:
+            self.done.set_exception(error)
+        else:
+            self.done.set_result(None)
 
 
 @db
 def turn_prepare(
     action: Any, conversation: Conversation, early: EarlyStart, **kwargs: Any
-) -> tuple[Turn, ReplyRequest | None, str | None]:
-    """Save the turn (``action``), build its request and start it (``early``), and render its
-    announcement: one trip to the database thread. Raises what ``action`` raises (a refused
-    turn). The request is None when it could not be built; nothing was started then."""
-    turn: Turn = action(conversation=conversation, **kwargs)
-    request: ReplyRequest | None = None
+) -> tuple[Turn, str | None]:
+    """Save the turn (``action``), asking Ollama (``early``) as soon as the turn knows what to
+    ask, and render its announcement: one trip to the database thread. Raises what ``action``
+    raises (a refused turn); what was asked for a turn that could not be saved is stopped."""
     try:
-        # The turn's reply belongs to the conversation it locked, its model already loaded.
-        request = reply_request(turn.reply.conversation, turn.reply)
-    except Exception:
-        logger.exception("Could not prepare reply %s; trying again", turn.reply.pk)
-    if request is not None:
-        early.start(turn, request)
+        turn: Turn = action(conversation=conversation, ask=early.ask, **kwargs)
+    except BaseException:
+        early.saved(None)
+        raise
+    early.saved(turn)
     html = None
     try:
         html = _announcement_html(turn)
     finally:
-        if request is not None:
-            early.announce(html)  # whatever happened: a started reply must be announced
-    return turn, request, html
+        early.announce(html)  # whatever happened: a started reply must be announced
+    return turn, html
 
 
 async def turn_announce_and_start(
-    conversation_id: int,
-    turn: Turn,
-    request: ReplyRequest | None = None,
-    announcement_html: str | None = None,
+    conversation_id: int, turn: Turn, announcement_html: str | None = None
 ) -> None:
     """Start the reply of a saved turn and announce it: for a turn started outside a socket
     (the first message, with images), or whose request could not be built the first time.
@@ -88,8 +135,7 @@ async def turn_announce_and_start(
     Ollama is asked first; an announcement not rendered yet is rendered while the model works
     on its first token."""
     try:
-        if request is None:
-            request = await db(_reply_request)(conversation_id, turn.reply.pk)
+        request = await db(_reply_request)(conversation_id, turn.reply.pk)
     except Exception:
         logger.exception("Could not prepare reply %s", turn.reply.pk)
         await db(reply_fail)(turn.reply.pk, "The reply could not be prepared.")
@@ -106,10 +152,12 @@ async def turn_announce_and_start(
     await _announce(conversation_id, turn, announcement_html, generation)
 
 
-async def _generation_start(conversation_id: int, turn: Turn, request: ReplyRequest) -> Generation:
+async def _generation_start(
+    conversation_id: int, turn: Turn, request: ReplyRequest, reading: ReplyReading | None = None
+) -> Generation:
     # Listening before anyone hears of the reply: a stop or sync sent at once is not lost.
     generation = await generation_prepare(
-        conversation_id=conversation_id, reply_id=turn.reply.pk, request=request
+        conversation_id=conversation_id, reply_id=turn.reply.pk, request=request, reading=reading
     )
     generation_launch(generation)
     return generation

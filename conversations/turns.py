@@ -5,8 +5,8 @@ Everything here is synchronous and transactional; generation.py streams the repl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from conversations.models import Conversation, LanguageModel, Message
+from conversations.prompting import HistoryMessage, conversation_history
 from conversations.services import message_image_attach
 
 INTERRUPTED_MESSAGE = (
@@ -102,22 +103,29 @@ def _usable_model(conversation: Conversation) -> LanguageModel:
     return model
 
 
-def _lock_idle(conversation: Conversation) -> Conversation:
-    """Lock the conversation row and check no reply is being written: one at a time."""
+# Called under the turn's lock, once the history the reply answers is known and before the
+# reply is saved: the model can start on its first token while the turn is written.
+Ask = Callable[[Conversation, list[HistoryMessage]], None]
+
+
+def _lock_idle(conversation: Conversation) -> tuple[Conversation, list[HistoryMessage]]:
+    """Lock the conversation row, read its messages and check no reply is being written: one
+    at a time."""
     # of=self: PostgreSQL cannot lock the nullable side of the join to the model.
     locked = (
         Conversation.objects.select_for_update(of=("self",))
         .select_related("model")
         .get(pk=conversation.pk)
     )
-    streaming = locked.messages.filter(status=Message.Status.STREAMING)
-    # Usually nothing streams, and one query says so. Otherwise a reply whose writer is gone
-    # (its lease ran out) is marked interrupted first: it must not hold the conversation up.
-    if streaming.exists():
+    history = conversation_history(locked)
+    # A reply whose writer is gone (its lease ran out) is marked interrupted first: it must not
+    # hold the conversation up.
+    if any(m.status == Message.Status.STREAMING for m in history):
         lost_replies_sweep(conversation_id=locked.pk)
-        if streaming.exists():
+        history = conversation_history(locked)
+        if any(m.status == Message.Status.STREAMING for m in history):
             raise TurnRefused("A reply is still being written: wait for it, or press Stop.")
-    return locked
+    return locked, history
 
 
 def _start_reply(conversation: Conversation, model: LanguageModel) -> Message:
@@ -131,12 +139,16 @@ def _start_reply(conversation: Conversation, model: LanguageModel) -> Message:
 
 
 def turn_send(
-    *, conversation: Conversation, content: str, images: Sequence[UploadedFile[bytes]] = ()
+    *,
+    conversation: Conversation,
+    content: str,
+    images: Sequence[UploadedFile[bytes]] = (),
+    ask: Ask | None = None,
 ) -> Turn:
     """Save the user's message and an empty streaming reply, so a reload at any moment shows
     the truth. Raises TurnRefused, or ValidationError for an unacceptable image."""
     with transaction.atomic():
-        locked = _lock_idle(conversation)
+        locked, history = _lock_idle(conversation)
         model = _usable_model(locked)
         if images and not model.supports_vision:
             raise TurnRefused(f"{model.label} cannot see images: send text only.")
@@ -144,54 +156,64 @@ def turn_send(
             raise TurnRefused(
                 f"Attach at most {settings.CHAT_MAX_IMAGES_PER_MESSAGE} images to a message."
             )
-        first = not locked.messages.exists()
         user_message = Message.objects.create(
             conversation=locked, role=Message.Role.USER, content=content
         )
-        for upload in images:
-            message_image_attach(message=user_message, upload=upload)
+        attached = [message_image_attach(message=user_message, upload=u) for u in images]
+        if ask is not None:
+            asked = HistoryMessage(
+                user_message.pk, user_message.role, content, user_message.status, attached
+            )
+            ask(locked, [*history, asked])
         reply = _start_reply(locked, model)
         locked.updated_at = timezone.now()
         fields = ["updated_at"]
-        if first:
+        if not history:
             locked.title = provisional_title(content)
             fields.append("title")
         locked.save(update_fields=fields)
     return Turn(reply=reply, user_message=user_message)
 
 
-def turn_regenerate(*, conversation: Conversation) -> Turn:
+def turn_regenerate(*, conversation: Conversation, ask: Ask | None = None) -> Turn:
     """Replace the last reply with a new one. The old reply is deleted, not kept as a version."""
     with transaction.atomic():
-        locked = _lock_idle(conversation)
+        locked, history = _lock_idle(conversation)
         model = _usable_model(locked)
-        last = locked.messages.order_by("-created_at", "-id").first()
-        if last is None or last.role != Message.Role.ASSISTANT:
+        if not history or history[-1].role != Message.Role.ASSISTANT:
             raise TurnRefused("There is no reply to regenerate.")
-        removed = [last.pk]
-        last.delete()
-        return Turn(reply=_start_reply(locked, model), removed_ids=removed)
+        last = history.pop()
+        if ask is not None:
+            ask(locked, history)
+        Message.objects.filter(pk=last.id).delete()
+        return Turn(reply=_start_reply(locked, model), removed_ids=[last.id])
 
 
-def turn_edit(*, conversation: Conversation, content: str) -> Turn:
+def turn_edit(*, conversation: Conversation, content: str, ask: Ask | None = None) -> Turn:
     """Change the last user message and answer it again; what followed it is replaced."""
     with transaction.atomic():
-        locked = _lock_idle(conversation)
+        locked, history = _lock_idle(conversation)
         model = _usable_model(locked)
-        last_user = (
-            locked.messages.filter(role=Message.Role.USER).order_by("-created_at", "-id").first()
+        position = next(
+            (i for i in reversed(range(len(history))) if history[i].role == Message.Role.USER),
+            None,
         )
-        if last_user is None:
+        if position is None:
             raise TurnRefused("There is no message to edit.")
-        following = locked.messages.filter(id__gt=last_user.pk)
+        last_user = history[position]
+        edited = replace(last_user, content=content)
+        if ask is not None:
+            ask(locked, [*history[:position], edited])
+        following = locked.messages.filter(id__gt=last_user.id)
         removed = list(following.values_list("id", flat=True))
         following.delete()
-        last_user.content = content
-        last_user.save(update_fields=["content", "updated_at"])
+        user_message = Message.objects.get(pk=last_user.id)
+        user_message.content = content
+        user_message.save(update_fields=["content", "updated_at"])
         return Turn(
             reply=_start_reply(locked, model),
-            user_message=last_user,
-            removed_ids=[*removed, last_user.pk],
+            user_message=user_message,
+            removed_ids=[*removed, last_user.id],
         )
 
 

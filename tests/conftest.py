@@ -9,17 +9,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from asgiref.sync import async_to_sync
 from channels.layers import channel_layers
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from PIL import Image
 
-from conversations.db import db
+from conversations.db import database_thread_close
 from conversations.fake_ollama import FakeOllamaServer, default_catalogue
 from conversations.generation import generations_interrupt
 from conversations.models import Conversation, LanguageModel, Message
@@ -40,6 +41,14 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None) -> Iterator[None]:
+    """pytest-django's, and whatever a test left open in the worker's database thread closed
+    before the test database is dropped (PostgreSQL refuses to drop a database in use)."""
+    yield
+    async_to_sync(database_thread_close)()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -212,8 +221,9 @@ async def live(settings, fake_ollama: FakeOllamaServer) -> AsyncIterator[FakeOll
     await close_client()
     await channel_layers["default"].flush()
     channel_layers.backends.clear()
-    # The ORM's worker thread keeps a connection; PostgreSQL will not drop a database in use.
-    await db(connections.close_all)()
+    # The worker's database thread keeps its connection; a test's transactional teardown, and
+    # PostgreSQL dropping the test database, need it closed.
+    await database_thread_close()
 
 
 def many_conversations(owner: User, model: LanguageModel, count: int, **fields: object) -> None:

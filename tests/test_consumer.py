@@ -13,16 +13,17 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
 from django.contrib.auth.models import User
+from django.db import DatabaseError
 from django.utils import timezone
 from PIL import Image
 
-from conversations import checkpoints, consumers, generation, turn_start
+from conversations import checkpoints, consumers, generation, turn_start, turns
 from conversations.channel_layer import LocalChannelLayer
 from conversations.fake_ollama import expected_reply
 from conversations.fake_ollama.server import RUNNER_STOPPED
 from conversations.models import Conversation, LanguageModel, Message
 from conversations.ollama import close_client
-from conversations.prompting import reply_request
+from conversations.prompting import history_request, reply_request
 from tests.conftest import make_user
 from tests.shown import rendered
 from tests.sockets import Tab, session_cookie
@@ -379,13 +380,18 @@ async def test_a_request_that_fails_once_is_built_again_and_the_reply_goes_on(
 ) -> None:  # type: ignore[no-untyped-def]
     calls = {"n": 0}
 
-    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("a passing hiccup")
-        return reply_request(*args, **kwargs)
+    def flaky(build):  # type: ignore[no-untyped-def]
+        def built(*args, **kwargs):  # type: ignore[no-untyped-def]
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("a passing hiccup")
+            return build(*args, **kwargs)
 
-    monkeypatch.setattr(turn_start, "reply_request", flaky)
+        return built
+
+    # Built under the turn's lock first, then again from the saved turn.
+    monkeypatch.setattr(turn_start, "history_request", flaky(history_request))
+    monkeypatch.setattr(turn_start, "reply_request", flaky(reply_request))
     conversation = await new_conversation(owner)
     tab = await open_tab(conversation, owner)
     await tab.send("send", content="Hello there")
@@ -401,6 +407,7 @@ async def test_a_request_that_cannot_be_built_fails_the_reply_with_a_reason(
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("no way")
 
+    monkeypatch.setattr(turn_start, "history_request", broken)
     monkeypatch.setattr(turn_start, "reply_request", broken)
     conversation = await new_conversation(owner)
     tab = await open_tab(conversation, owner)
@@ -415,6 +422,35 @@ async def test_a_request_that_cannot_be_built_fails_the_reply_with_a_reason(
     await tab.send("send", content="Once more")
     second = await next_reply(conversation, reply)
     assert await tab.until_finished(second.pk) == "complete"
+
+
+async def test_a_turn_that_cannot_be_saved_stops_what_it_asked_and_loses_nothing(
+    live, owner, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Ollama is asked before the reply is written: when writing it fails, the request is
+    closed (the model stops), nothing of the turn is kept, and the user is told."""
+    live.model("llama3.2").tokens_per_second = 20
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+
+    def full_disk(*args, **kwargs):  # type: ignore[no-untyped-def]
+        # Once the request has reached Ollama (a write can be slow to fail).
+        assert live.wait_for(lambda: live.requests_to("/api/chat"))
+        raise DatabaseError("database or disk is full")
+
+    monkeypatch.setattr(turns, "_start_reply", full_disk)
+    await tab.send("send", content="Hello there")
+    await tab.until(lambda tab: "could not be saved" in tab.error_text())
+
+    assert tab.error_text() == consumers.TURN_NOT_SAVED
+    [asked] = live.requests_to("/api/chat")
+    assert await asyncio.to_thread(live.wait_for, lambda: asked.disconnected)
+    assert await Message.objects.filter(conversation=conversation).acount() == 0
+    assert not any("composer-input" in frame for frame in tab.frames)  # the text stays
+    monkeypatch.undo()
+    await tab.send("send", content="Hello again")
+    reply = await wait_for_reply(conversation)
+    assert await tab.until_finished(reply.pk) == "complete"
 
 
 class WatchedLayer(LocalChannelLayer):

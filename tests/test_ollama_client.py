@@ -29,6 +29,8 @@ from conversations.ollama import (
     StreamInterrupted,
     StreamStalled,
 )
+from conversations.prompting import ReplyRequest
+from conversations.reply_reading import ReplyReading
 
 HELLO = [ChatMessage("user", "Hello there")]
 HELLO_JSON = [{"role": "user", "content": "Hello there"}]
@@ -171,6 +173,33 @@ async def test_pulling_an_unknown_model_is_a_stream_error(client: OllamaClient) 
         async for _ in client.pull("no-such-model"):
             pass
     assert error.value.server_message == "pull model manifest: file does not exist"
+
+
+async def test_on_sent_is_told_once_the_request_is_written_before_the_first_chunk(
+    client: OllamaClient,
+) -> None:
+    """A turn waits for this before it writes its reply: the request must be on its way."""
+    events: list[str] = []
+    async for chunk in client.chat_stream(
+        model="llama3.2", messages=HELLO, on_sent=lambda: events.append("sent")
+    ):
+        events.append("chunk" if not chunk.done else "done")
+    assert events[0] == "sent"
+    assert events.count("sent") == 1
+    assert events[-1] == "done"
+
+
+async def test_a_reading_whose_request_never_left_still_says_so() -> None:
+    """Whoever waits for the request is not left waiting when Ollama cannot be reached."""
+    told: list[str] = []
+    request = ReplyRequest(
+        model="llama3.2", messages=HELLO, options={}, keep_alive=None, think=None, history_dropped=0
+    )
+    async with OllamaClient(f"http://127.0.0.1:{closed_port()}") as dead:
+        reading = ReplyReading(dead, request, on_sent=lambda: told.append("x"))
+        with pytest.raises(OllamaUnreachable):
+            await reading.task
+    assert told == ["x"]
 
 
 # --- errors --------------------------------------------------------------------------------

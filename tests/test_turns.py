@@ -13,8 +13,15 @@ from django.utils import timezone
 
 from conversations import frames
 from conversations.models import Conversation, Message
+from conversations.prompting import HistoryMessage, history_request
 from conversations.services import message_image_attach
-from conversations.turns import INTERRUPTED_MESSAGE, TurnRefused, turn_edit, turn_send
+from conversations.turns import (
+    INTERRUPTED_MESSAGE,
+    TurnRefused,
+    turn_edit,
+    turn_regenerate,
+    turn_send,
+)
 from tests.conftest import png
 
 pytestmark = pytest.mark.django_db
@@ -39,15 +46,66 @@ def _streaming_reply(conversation: Conversation, *, lease_seconds: float) -> Mes
     )
 
 
-def test_a_send_to_an_idle_conversation_asks_one_question_of_each_kind(
+def test_a_send_asks_the_model_once_the_history_is_read_and_writes_the_rest_after(
     conversation: Conversation,
 ) -> None:
+    """The model starts on its first token while the turn is written: before the ask, only
+    the lock, the history (which also says whether a reply streams and whether this is the
+    first message) and the user's message; after it, the reply and the conversation's time."""
     Message.objects.create(conversation=conversation, role=Message.Role.USER, content="Hi")
+    asked: list[tuple[list[str], list[str]]] = []
+
+    def ask(locked: Conversation, history: list[HistoryMessage]) -> None:
+        before = _statements(context)
+        history_request(locked, history)
+        asked.append((before, [m.content for m in history]))
+
     with CaptureQueriesContext(connection) as context:
-        turn_send(conversation=conversation, content="Hello again")
-    # The locked row; whether a reply streams; whether this is the first message; the message
-    # and the reply; the conversation's time. A lost-reply sweep only when something streams.
-    assert _statements(context) == ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT", "UPDATE"]
+        turn_send(conversation=conversation, content="Hello again", ask=ask)
+    assert asked == [(["SELECT", "SELECT", "INSERT"], ["Hi", "Hello again"])]
+    # The ask's system prompt, then the reply and the conversation's time. A lost-reply sweep
+    # only when something streams.
+    assert _statements(context)[3:] == ["SELECT", "INSERT", "UPDATE"]
+
+
+def test_a_regenerate_asks_without_the_old_reply_and_an_edit_with_the_new_text(
+    conversation: Conversation,
+) -> None:
+    asked: list[list[str]] = []
+
+    def ask(locked: Conversation, history: list[HistoryMessage]) -> None:
+        asked.append([m.content for m in history])
+
+    first = turn_send(conversation=conversation, content="Hi", ask=ask)
+    Message.objects.filter(pk=first.reply.pk).update(status="complete", content="Hello!")
+    second = turn_send(conversation=conversation, content="How are you?", ask=ask)
+    Message.objects.filter(pk=second.reply.pk).update(status="complete", content="Fine.")
+    regenerated = turn_regenerate(conversation=conversation, ask=ask)
+    Message.objects.filter(pk=regenerated.reply.pk).update(status="complete", content="Good!")
+    turn_edit(conversation=conversation, content="How old are you?", ask=ask)
+
+    assert asked == [
+        ["Hi"],
+        ["Hi", "Hello!", "How are you?"],
+        ["Hi", "Hello!", "How are you?"],
+        ["Hi", "Hello!", "How old are you?"],
+    ]
+    assert [m.content for m in Message.objects.filter(conversation=conversation)] == [
+        "Hi",
+        "Hello!",
+        "How old are you?",
+        "",
+    ]
+
+
+def test_a_turn_refused_never_asks_the_model(conversation: Conversation) -> None:
+    _streaming_reply(conversation, lease_seconds=30)
+    asked: list[object] = []
+    with pytest.raises(TurnRefused):
+        turn_send(conversation=conversation, content="Me too", ask=lambda *a: asked.append(a))
+    with pytest.raises(TurnRefused):
+        turn_regenerate(conversation=conversation, ask=lambda *a: asked.append(a))
+    assert asked == []
 
 
 def test_a_reply_whose_writer_is_gone_is_marked_interrupted_and_the_send_goes_ahead(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing, suppress
 from typing import Any
 
@@ -107,12 +107,14 @@ class OllamaClient:
         think: ThinkValue | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         keep_alive: KeepAlive | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> AsyncGenerator[ChatChunk, None]:
         """The reply chunk by chunk; the last one has ``done=True`` and the metrics.
+        ``on_sent`` is called once the whole request is written.
 
         Raises StreamError, StreamInterrupted or StreamStalled once output has started."""
         payload = _chat_payload(model, messages, options, format, think, tools, keep_alive)
-        async for data in self._stream("/api/chat", payload, model, _is_done):
+        async for data in self._stream("/api/chat", payload, model, _is_done, on_sent):
             yield ChatChunk.from_json(data)
 
     async def chat(
@@ -243,9 +245,14 @@ class OllamaClient:
         payload: Mapping[str, Any],
         model: str,
         is_last: Callable[[Mapping[str, Any]], bool],
+        on_sent: Callable[[], None] | None = None,
     ) -> AsyncGenerator[dict[str, Any], None]:
         request = self._http.build_request(
-            "POST", path, json=payload, timeout=self._generation_timeout
+            "POST",
+            path,
+            json=payload,
+            timeout=self._generation_timeout,
+            extensions={"trace": _when_sent(on_sent)} if on_sent else None,
         )
         try:
             response = await self._http.send(request, stream=True)
@@ -292,6 +299,17 @@ class OllamaClient:
                 detail=f"{type(exc).__name__}: {exc}",
             )
         return StreamInterrupted(f"{type(exc).__name__}: {exc}")
+
+
+def _when_sent(on_sent: Callable[[], None]) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    """An httpcore trace callback (its extension for watching a request's steps) that calls
+    ``on_sent`` once the request's body is written."""
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith("send_request_body.complete"):
+            on_sent()
+
+    return trace
 
 
 def _proxy_from_environment() -> bool:
