@@ -173,9 +173,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             logger.exception("Could not save a turn in conversation %s", self.conversation.pk)
             await self.send(frames.error_frame(TURN_NOT_SAVED))
             return False
-        if early.asked:
-            await early.done
-        else:  # the request could not be built: try again, or fail the reply
+        # Asked already, the reply starts and is announced by itself: this socket goes on to
+        # relay it (a handler that waited would hold the announcement and the first token up).
+        if not early.asked:  # the request could not be built: try again, or fail the reply
             await turn_announce_and_start(self.conversation.pk, turn, html)
         return True
 

@@ -40,6 +40,7 @@ def _frame_template(name: str) -> _EngineTemplate:
 def _forget_frame_templates(*, setting: str, **kwargs: Any) -> None:
     if setting == "TEMPLATES":  # as Django's own engines do, for tests that change them
         _frame_template.cache_clear()
+        _composer_reset.cache_clear()
 
 
 def error_frame(text: str) -> str:
@@ -47,6 +48,14 @@ def error_frame(text: str) -> str:
 
 
 def composer_reset_frame() -> str:
+    if settings.DEBUG:
+        return render_frame("composer_reset", {})
+    return _composer_reset()
+
+
+@cache
+def _composer_reset() -> str:
+    # The same for every send: rendered once, not on the way to every first token.
     return render_frame("composer_reset", {})
 
 

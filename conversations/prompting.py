@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 
@@ -67,12 +67,12 @@ def system_prompt_text(conversation: Conversation, model: LanguageModel) -> str:
     return conversation.system_prompt_text
 
 
-@dataclass(frozen=True)
-class HistoryMessage:
+class HistoryMessage(NamedTuple):
     """A saved message as a turn reads it: enough to see the conversation's state, and to send
-    the message to the model."""
+    the message to the model. (A tuple: a long history is thousands of them, on the way to a
+    first token.)"""
 
-    id: int
+    id: int | None  # None: the message being sent, not saved yet
     role: str
     content: str
     status: str
@@ -96,10 +96,7 @@ def conversation_history(
                 "id", "conversation_id", "role", "content", "status"
             ).prefetch_related("images")
         ]
-    return [
-        HistoryMessage(pk, role, content, status)
-        for pk, role, content, status in messages.values_list("id", "role", "content", "status")
-    ]
+    return [HistoryMessage(*row) for row in messages.values_list("id", "role", "content", "status")]
 
 
 def _as_chat_message(message: HistoryMessage) -> ChatMessage:

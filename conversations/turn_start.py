@@ -48,8 +48,6 @@ class EarlyStart:
         self.loop = asyncio.get_running_loop()
         self.asked = False
         self._sent = threading.Event()
-        # The reply started and announced (or failing to be): what the socket waits for.
-        self.done: asyncio.Future[None] = self.loop.create_future()
         self._turn: asyncio.Future[Turn | None] = self.loop.create_future()
         self._announcement: asyncio.Future[str | None] = self.loop.create_future()
 
@@ -82,7 +80,8 @@ class EarlyStart:
         # On the loop, at its next turn: the reading's task sends the request at the one after.
         reading = ReplyReading(get_client(), request, on_sent=self._sent.set)
         task = self.loop.create_task(self._run(request, reading), context=contextvars.Context())
-        task.add_done_callback(self._finished)
+        _starting.add(task)  # the loop keeps only a weak reference; nobody else awaits it
+        task.add_done_callback(_started)
 
     async def _run(self, request: ReplyRequest, reading: ReplyReading) -> None:
         try:
@@ -96,13 +95,16 @@ class EarlyStart:
         generation = await _generation_start(self.conversation_id, turn, request, reading)
         await _announce(self.conversation_id, turn, await self._announcement, generation)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            self.done.cancel()
-        elif (error := task.exception()) is not None:
-            self.done.set_exception(error)
-        else:
-            self.done.set_result(None)
+
+_starting: set[asyncio.Task[None]] = set()
+
+
+def _started(task: asyncio.Task[None]) -> None:
+    _starting.discard(task)
+    # Nobody awaits the start: a reply that could not start (a channel layer down) is swept
+    # as lost once its lease runs out; the log says why.
+    if not task.cancelled() and (error := task.exception()) is not None:
+        logger.error("A reply could not be started", exc_info=error)
 
 
 @db

@@ -6,16 +6,17 @@ Everything here is synchronous and transactional; generation.py streams the repl
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Prefetch, prefetch_related_objects
 from django.utils import timezone
 
-from conversations.models import Conversation, LanguageModel, Message
+from conversations.models import Conversation, LanguageModel, Message, MessageImage
 from conversations.prompting import HistoryMessage, conversation_history
 from conversations.services import message_image_attach
 
@@ -156,15 +157,22 @@ def turn_send(
             raise TurnRefused(
                 f"Attach at most {settings.CHAT_MAX_IMAGES_PER_MESSAGE} images to a message."
             )
-        user_message = Message.objects.create(
-            conversation=locked, role=Message.Role.USER, content=content
-        )
-        attached = [message_image_attach(message=user_message, upload=u) for u in images]
+        user_message = Message(conversation=locked, role=Message.Role.USER, content=content)
+        attached: list[MessageImage] = []
+        if images:  # stored before the model is sent them
+            user_message.save()
+            attached = [message_image_attach(message=user_message, upload=u) for u in images]
         if ask is not None:
             asked = HistoryMessage(
                 user_message.pk, user_message.role, content, user_message.status, attached
             )
             ask(locked, [*history, asked])
+        if not images:
+            user_message.save()
+            # Known to have none: its announcement needs no query to say so.
+            prefetch_related_objects(
+                [user_message], Prefetch("images", queryset=MessageImage.objects.none())
+            )
         reply = _start_reply(locked, model)
         locked.updated_at = timezone.now()
         fields = ["updated_at"]
@@ -182,11 +190,11 @@ def turn_regenerate(*, conversation: Conversation, ask: Ask | None = None) -> Tu
         model = _usable_model(locked)
         if not history or history[-1].role != Message.Role.ASSISTANT:
             raise TurnRefused("There is no reply to regenerate.")
-        last = history.pop()
+        last_id = _saved_id(history.pop())
         if ask is not None:
             ask(locked, history)
-        Message.objects.filter(pk=last.id).delete()
-        return Turn(reply=_start_reply(locked, model), removed_ids=[last.id])
+        Message.objects.filter(pk=last_id).delete()
+        return Turn(reply=_start_reply(locked, model), removed_ids=[last_id])
 
 
 def turn_edit(*, conversation: Conversation, content: str, ask: Ask | None = None) -> Turn:
@@ -201,20 +209,25 @@ def turn_edit(*, conversation: Conversation, content: str, ask: Ask | None = Non
         if position is None:
             raise TurnRefused("There is no message to edit.")
         last_user = history[position]
-        edited = replace(last_user, content=content)
+        last_user_id = _saved_id(last_user)
         if ask is not None:
-            ask(locked, [*history[:position], edited])
-        following = locked.messages.filter(id__gt=last_user.id)
+            ask(locked, [*history[:position], last_user._replace(content=content)])
+        following = locked.messages.filter(id__gt=last_user_id)
         removed = list(following.values_list("id", flat=True))
         following.delete()
-        user_message = Message.objects.get(pk=last_user.id)
+        user_message = Message.objects.get(pk=last_user_id)
         user_message.content = content
         user_message.save(update_fields=["content", "updated_at"])
         return Turn(
             reply=_start_reply(locked, model),
             user_message=user_message,
-            removed_ids=[*removed, last_user.id],
+            removed_ids=[*removed, last_user_id],
         )
+
+
+def _saved_id(message: HistoryMessage) -> int:
+    assert message.id is not None  # noqa: S101 - read from the database, so saved
+    return message.id
 
 
 def check_content(content: str) -> str:
