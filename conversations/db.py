@@ -56,6 +56,11 @@ def db(function: Callable[P, R]) -> Callable[P, Awaitable[R]]:
 
 
 async def database_thread_close() -> None:
-    """Close the database thread's connections (at shutdown, or before a test database is
-    dropped)."""
-    await db(connections.close_all)()
+    """Close the database thread's connections (at shutdown; after a test)."""
+    await asyncio.wrap_future(_executor.submit(connections.close_all))
+
+
+def database_thread_close_blocking() -> None:
+    """As ``database_thread_close``, for a caller outside any event loop (a test session's
+    end, before its database is dropped)."""
+    _executor.submit(connections.close_all).result()

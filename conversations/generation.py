@@ -343,29 +343,31 @@ async def generation_prepare(
     """A generation listening for stop and sync requests, not yet running: ``generation_launch``
     it, announce the turn, then tell it so (``announced``). It takes over ``reading``, the
     request already asked of Ollama, or asks it now."""
-    layer: BaseChannelLayer | None = get_channel_layer()
-    if layer is None:
-        raise RuntimeError("CHANNEL_LAYERS is not configured")
-    client = get_client()
-    generation = Generation(
-        conversation_id=conversation_id,
-        reply_id=reply_id,
-        request=request,
-        reading=reading or ReplyReading(client, request),
-        client=client,
-        layer=layer,
-    )
     try:
+        layer: BaseChannelLayer | None = get_channel_layer()
+        if layer is None:
+            raise RuntimeError("CHANNEL_LAYERS is not configured")
+        client = get_client()
+        reading = reading or ReplyReading(client, request)
+        generation = Generation(
+            conversation_id=conversation_id,
+            reply_id=reply_id,
+            request=request,
+            reading=reading,
+            client=client,
+            layer=layer,
+        )
         await generation.subscribe()
     except BaseException:
-        generation.reading.stop()  # nobody could stop it
+        if reading is not None:
+            reading.stop()  # nobody could stop it
         raise
     return generation
 
 
 def generation_launch(generation: Generation) -> None:
-    """Run on this worker's event loop; the task outlives whoever launched it. It asks Ollama
-    at once, and publishes once ``announced``."""
+    """Run on this worker's event loop; the task outlives whoever launched it. It reads what
+    Ollama was asked, and publishes once ``announced``."""
     _spawn(generation.run(), name=f"reply-{generation.reply_id}")
 
 

@@ -8,11 +8,13 @@ import sys
 from conversations.db import database_thread_close
 from conversations.generation import generations_interrupt
 from conversations.ollama import close_client
+from conversations.turn_start import starts_interrupt
 
 
 async def worker_shutdown() -> None:
-    """Save every reply this worker is writing as interrupted, then close the Ollama pool and
-    the database thread's connection."""
+    """Stop the replies asked for but not started yet, save every reply this worker is writing
+    as interrupted, then close the Ollama pool and the database thread's connection."""
+    await starts_interrupt()
     await generations_interrupt()
     await close_client()
     await database_thread_close()

@@ -25,7 +25,8 @@ class ReplyReading:
         request: ReplyRequest,
         on_sent: Callable[[], None] | None = None,
     ) -> None:
-        """``on_sent`` is called once the request is written, or the reading ended without."""
+        """``on_sent`` is called once: when the request is written, or when the reading ends
+        without having written it."""
         self.content: list[str] = []
         self.thinking: list[str] = []
         self.final: ChatChunk | None = None
@@ -41,19 +42,26 @@ class ReplyReading:
     async def _read(
         self, client: OllamaClient, request: ReplyRequest, on_sent: Callable[[], None] | None
     ) -> None:
+        told = False
+
+        def sent() -> None:
+            nonlocal told
+            if on_sent is not None and not told:
+                told = True
+                on_sent()
+
         chunks = client.chat_stream(
             model=request.model,
             messages=request.messages,
             options=request.options,
             keep_alive=request.keep_alive,
             think=request.think,
-            on_sent=on_sent,
+            on_sent=sent,
         )
         try:
             await self._take(chunks)
         finally:
-            if on_sent is not None:
-                on_sent()  # whoever waits for the request is not left waiting
+            sent()  # whoever waits for the request is not left waiting
 
     async def _take(self, chunks: AsyncGenerator[ChatChunk, None]) -> None:
         async with aclosing(chunks):

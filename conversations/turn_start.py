@@ -19,6 +19,7 @@ import threading
 from typing import Any
 
 from channels.layers import get_channel_layer
+from django.db import DatabaseError
 
 from conversations import frames
 from conversations.db import db
@@ -35,13 +36,15 @@ logger = logging.getLogger(__name__)
 # How long a turn waits, holding its lock, for its request to reach Ollama before it goes on
 # writing: enough for a new connection, with TLS, on a local network.
 REQUEST_WRITE_WAIT_SECONDS = 0.05
+REPLY_NOT_PREPARED = "The reply could not be prepared."
+REPLY_NOT_STARTED = "The reply could not be started. Press Regenerate to try again."
 
 
 class EarlyStart:
     """Asks Ollama from the database thread, as soon as the turn knows what to ask and before
     the reply is saved; starts the reply on the worker's event loop once it is saved, and
     announces it once its announcement is rendered. A turn that is not saved stops what was
-    asked."""
+    asked; a reply that cannot start is saved as failed, and announced so."""
 
     def __init__(self, conversation_id: int) -> None:
         self.conversation_id = conversation_id
@@ -54,46 +57,70 @@ class EarlyStart:
     def ask(self, conversation: Conversation, history: list[HistoryMessage]) -> None:
         """In the database thread, under the turn's lock: build the request and ask Ollama
         now. A request that cannot be built is left to the start after the turn, which tries
-        again."""
+        again; a database error fails the turn (its transaction may be unusable)."""
         try:
             request = history_request(conversation, history)
+        except DatabaseError:
+            raise
         except Exception:
             logger.exception("Could not prepare a reply in conversation %s", conversation.pk)
             return
         self.asked = True
         self.loop.call_soon_threadsafe(self._begin, request)
-        # The event loop and this thread share one interpreter lock: the loop would send the
-        # request only once the turn's writes were done. Hand it the lock until the request
-        # is written (a fraction of a millisecond; the model's first token takes longer than
-        # the writes and the announcement that follow).
+        # The event loop and this thread share one interpreter lock, and the loop sends the
+        # request in several steps, each waiting for the lock while this thread writes the
+        # turn (measured: the request went out only once the writes were done). Wait, without
+        # the lock, until the request is written: a fraction of a millisecond; the model's
+        # first token takes longer than the writes and the announcement that follow.
         self._sent.wait(REQUEST_WRITE_WAIT_SECONDS)
 
     def saved(self, turn: Turn | None) -> None:
         """In the database thread: the turn is saved (None: it is not, and never will be)."""
-        self.loop.call_soon_threadsafe(self._turn.set_result, turn)
+        self.loop.call_soon_threadsafe(_resolve, self._turn, turn)
 
     def announce(self, html: str | None) -> None:
         """In the database thread: the announcement is ready (None: sockets render it)."""
-        self.loop.call_soon_threadsafe(self._announcement.set_result, html)
+        self.loop.call_soon_threadsafe(_resolve, self._announcement, html)
 
     def _begin(self, request: ReplyRequest) -> None:
         # On the loop, at its next turn: the reading's task sends the request at the one after.
-        reading = ReplyReading(get_client(), request, on_sent=self._sent.set)
+        reading: ReplyReading | None = None
+        try:
+            reading = ReplyReading(get_client(), request, on_sent=self._sent.set)
+        except Exception:
+            logger.exception("Could not ask Ollama in conversation %s", self.conversation_id)
+            self._sent.set()
         task = self.loop.create_task(self._run(request, reading), context=contextvars.Context())
         _starting.add(task)  # the loop keeps only a weak reference; nobody else awaits it
         task.add_done_callback(_started)
 
-    async def _run(self, request: ReplyRequest, reading: ReplyReading) -> None:
+    async def _run(self, request: ReplyRequest, reading: ReplyReading | None) -> None:
         try:
             turn = await self._turn
         except BaseException:  # cancelled: the worker is stopping
-            reading.stop()
+            if reading is not None:
+                reading.stop()
             raise
         if turn is None:  # not saved: nobody will ever hear of this reply
-            await reading.abandon()
+            if reading is not None:
+                await reading.abandon()
             return
-        generation = await _generation_start(self.conversation_id, turn, request, reading)
+        if reading is None:  # asking failed: start it as a turn saved outside a socket
+            await turn_announce_and_start(self.conversation_id, turn, await self._announcement)
+            return
+        try:
+            generation = await _generation_start(self.conversation_id, turn, request, reading)
+        except Exception:
+            logger.exception("Reply %s could not be started", turn.reply.pk)
+            reading.stop()
+            await _start_failed(self.conversation_id, turn, REPLY_NOT_STARTED)
+            return
         await _announce(self.conversation_id, turn, await self._announcement, generation)
+
+
+def _resolve(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():  # a start cancelled at shutdown no longer waits
+        future.set_result(value)
 
 
 _starting: set[asyncio.Task[None]] = set()
@@ -101,10 +128,15 @@ _starting: set[asyncio.Task[None]] = set()
 
 def _started(task: asyncio.Task[None]) -> None:
     _starting.discard(task)
-    # Nobody awaits the start: a reply that could not start (a channel layer down) is swept
-    # as lost once its lease runs out; the log says why.
     if not task.cancelled() and (error := task.exception()) is not None:
         logger.error("A reply could not be started", exc_info=error)
+
+
+async def starts_interrupt() -> None:
+    """At shutdown: stop the replies asked for whose turn is not started yet."""
+    for task in list(_starting):
+        task.cancel()
+    await asyncio.gather(*_starting, return_exceptions=True)
 
 
 @db
@@ -140,18 +172,24 @@ async def turn_announce_and_start(
         request = await db(_reply_request)(conversation_id, turn.reply.pk)
     except Exception:
         logger.exception("Could not prepare reply %s", turn.reply.pk)
-        await db(reply_fail)(turn.reply.pk, "The reply could not be prepared.")
-        layer = get_channel_layer()
-        await layer.group_send(stream_group(conversation_id), _announcement(turn, None))
-        await layer.group_send(
-            stream_group(conversation_id),
-            {"type": "generation.finished", "message_id": turn.reply.pk},
-        )
+        await _start_failed(conversation_id, turn, REPLY_NOT_PREPARED)
         return
     generation = await _generation_start(conversation_id, turn, request)
     if announcement_html is None:
         announcement_html = await db(_announcement_html)(turn)
     await _announce(conversation_id, turn, announcement_html, generation)
+
+
+async def _start_failed(conversation_id: int, turn: Turn, error: str) -> None:
+    """The reply is saved as failed, with why, and the pages are told: the user's message is
+    kept, and the conversation is not held up by a reply that will never stream."""
+    await db(reply_fail)(turn.reply.pk, error)
+    layer = get_channel_layer()
+    await layer.group_send(stream_group(conversation_id), _announcement(turn, None))
+    await layer.group_send(
+        stream_group(conversation_id),
+        {"type": "generation.finished", "message_id": turn.reply.pk},
+    )
 
 
 async def _generation_start(

@@ -163,10 +163,10 @@ def turn_send(
             user_message.save()
             attached = [message_image_attach(message=user_message, upload=u) for u in images]
         if ask is not None:
-            asked = HistoryMessage(
+            new_message = HistoryMessage(
                 user_message.pk, user_message.role, content, user_message.status, attached
             )
-            ask(locked, [*history, asked])
+            ask(locked, [*history, new_message])
         if not images:
             user_message.save()
             # Known to have none: its announcement needs no query to say so.

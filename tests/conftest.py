@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.layers import channel_layers
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
@@ -20,7 +19,7 @@ from django.test import Client
 from django.utils import timezone
 from PIL import Image
 
-from conversations.db import database_thread_close
+from conversations.db import database_thread_close, database_thread_close_blocking
 from conversations.fake_ollama import FakeOllamaServer, default_catalogue
 from conversations.generation import generations_interrupt
 from conversations.models import Conversation, LanguageModel, Message
@@ -48,7 +47,7 @@ def django_db_setup(django_db_setup: None) -> Iterator[None]:
     """pytest-django's, and whatever a test left open in the worker's database thread closed
     before the test database is dropped (PostgreSQL refuses to drop a database in use)."""
     yield
-    async_to_sync(database_thread_close)()
+    database_thread_close_blocking()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -44,7 +44,7 @@ def counting_writes() -> Iterator[list[str]]:
 @contextmanager
 def counting_database_trips() -> Iterator[list[str]]:
     """The name of each function async code runs in a worker thread while the block runs (the
-    ORM's thread, through ``sync_to_async`` or channels' ``database_sync_to_async``)."""
+    worker's database thread, through ``conversations.db.db``, or ``sync_to_async``)."""
     trips: list[str] = []
     thread_handler = SyncToAsync.thread_handler
 

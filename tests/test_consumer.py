@@ -453,6 +453,68 @@ async def test_a_turn_that_cannot_be_saved_stops_what_it_asked_and_loses_nothing
     assert await tab.until_finished(reply.pk) == "complete"
 
 
+@pytest.mark.parametrize("action", ["regenerate", "edit"])
+async def test_a_regenerate_or_edit_that_cannot_be_saved_changes_nothing(
+    live, owner, monkeypatch, action: str
+) -> None:  # type: ignore[no-untyped-def]
+    """They ask Ollama before deleting the old reply: when saving fails, the old reply and
+    the message are as they were, and what was asked is stopped."""
+    live.model("llama3.2").tokens_per_second = 2000
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    first = await wait_for_reply(conversation)
+    assert await tab.until_finished(first.pk) == "complete"
+    before = [(m.pk, m.content) async for m in Message.objects.filter(conversation=conversation)]
+
+    def full_disk(*args, **kwargs):  # type: ignore[no-untyped-def]
+        assert live.wait_for(lambda: len(live.requests_to("/api/chat")) == 2)
+        raise DatabaseError("database or disk is full")
+
+    monkeypatch.setattr(turns, "_start_reply", full_disk)
+    await tab.send(action, content="Goodbye")
+    await tab.until(lambda tab: "could not be saved" in tab.error_text())
+
+    asked = live.requests_to("/api/chat")[1]
+    assert await asyncio.to_thread(live.wait_for, lambda: asked.disconnected)
+    after = [(m.pk, m.content) async for m in Message.objects.filter(conversation=conversation)]
+    assert after == before
+
+
+async def test_a_reply_that_cannot_start_after_its_turn_is_saved_fails_with_a_reason(
+    live, owner, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Ollama was asked and the turn saved, then the reply could not start (its channel layer
+    down): the reply is saved as failed and shown so, the request stopped, and the
+    conversation is not held up."""
+    live.model("llama3.2").tokens_per_second = 20
+    calls = {"n": 0}
+    prepare = generation.generation_prepare
+
+    async def layer_down(**kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("the channel layer is down")
+        return await prepare(**kwargs)
+
+    monkeypatch.setattr(turn_start, "generation_prepare", layer_down)
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+
+    assert await tab.until_finished(reply.pk) == "error"
+    assert turn_start.REPLY_NOT_STARTED in tab.error_text()
+    await reply.arefresh_from_db()
+    assert (reply.status, reply.error) == ("error", turn_start.REPLY_NOT_STARTED)
+    [asked] = live.requests_to("/api/chat")
+    assert await asyncio.to_thread(live.wait_for, lambda: asked.disconnected)
+    assert await Message.objects.filter(conversation=conversation, role="user").acount() == 1
+    await tab.send("send", content="Once more")
+    second = await next_reply(conversation, reply)
+    assert await tab.until_finished(second.pk) == "complete"
+
+
 class WatchedLayer(LocalChannelLayer):
     """The in-memory layer, watching the replies' stop-and-sync listeners: it counts the
     cancels of their receives. As ``Deaf``, it also loses the request to stop listening and

@@ -13,10 +13,11 @@ from conversations.models import Conversation
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _connection_and_rows() -> tuple[int, int]:
-    """Which connection the trip used (its DB-API object), and that it can query."""
+def _connection_and_rows() -> tuple[object, int]:
+    """Which connection the trip used (its DB-API object, kept alive by being returned), and
+    that it can query."""
     rows = Conversation.objects.count()
-    return id(connection.connection), rows
+    return connection.connection, rows
 
 
 async def test_trips_share_one_connection_instead_of_opening_one_each() -> None:
@@ -26,7 +27,7 @@ async def test_trips_share_one_connection_instead_of_opening_one_each() -> None:
         third, _ = await db(_connection_and_rows)()
     finally:
         await database_thread_close()
-    assert first == second == third
+    assert first is second is third
 
 
 def _backend_pid() -> int:
