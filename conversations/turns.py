@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
-from django.db.models import Prefetch, prefetch_related_objects
+from django.db import connection, transaction
 from django.utils import timezone
 
 from conversations.models import Conversation, LanguageModel, Message, MessageImage
@@ -129,14 +128,25 @@ def _lock_idle(conversation: Conversation) -> tuple[Conversation, list[HistoryMe
     return locked, history
 
 
-def _start_reply(conversation: Conversation, model: LanguageModel) -> Message:
-    return Message.objects.create(
+def _start_reply(
+    conversation: Conversation, model: LanguageModel, *, after: Message | None = None
+) -> Message:
+    """Save the streaming reply, and ``after`` (a message not saved yet, which comes before
+    it) in the same statement where the database returns the new rows' ids."""
+    reply = Message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
         model_name=model.name,
         lease_expires_at=new_lease(),
     )
+    new = [m for m in (after, reply) if m is not None]
+    if len(new) > 1 and connection.features.can_return_rows_from_bulk_insert:
+        Message.objects.bulk_create(new)
+    else:
+        for message in new:
+            message.save()
+    return reply
 
 
 def turn_send(
@@ -167,13 +177,7 @@ def turn_send(
                 user_message.pk, user_message.role, content, user_message.status, attached
             )
             ask(locked, [*history, new_message])
-        if not images:
-            user_message.save()
-            # Known to have none: its announcement needs no query to say so.
-            prefetch_related_objects(
-                [user_message], Prefetch("images", queryset=MessageImage.objects.none())
-            )
-        reply = _start_reply(locked, model)
+        reply = _start_reply(locked, model, after=None if images else user_message)
         locked.updated_at = timezone.now()
         fields = ["updated_at"]
         if not history:

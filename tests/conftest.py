@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 from django.utils import timezone
 from PIL import Image
@@ -220,9 +221,11 @@ async def live(settings, fake_ollama: FakeOllamaServer) -> AsyncIterator[FakeOll
     await close_client()
     await channel_layers["default"].flush()
     channel_layers.backends.clear()
-    # The worker's database thread keeps its connection; a test's transactional teardown, and
-    # PostgreSQL dropping the test database, need it closed.
+    # The worker's database thread keeps its connection, and so does asgiref's thread, where
+    # the async ORM runs: a test's transactional teardown, and PostgreSQL dropping the test
+    # database, need them closed.
     await database_thread_close()
+    await sync_to_async(connections.close_all)()
 
 
 def many_conversations(owner: User, model: LanguageModel, count: int, **fields: object) -> None:

@@ -63,9 +63,9 @@ def test_a_send_asks_the_model_once_the_history_is_read_and_writes_the_rest_afte
     with CaptureQueriesContext(connection) as context:
         turn_send(conversation=conversation, content="Hello again", ask=ask)
     assert asked == [(["SELECT", "SELECT"], ["Hi", "Hello again"])]
-    # The ask's system prompt, then the two messages and the conversation's time. A lost-reply
-    # sweep only when something streams.
-    assert _statements(context)[2:] == ["SELECT", "INSERT", "INSERT", "UPDATE"]
+    # The ask's system prompt, then the two messages (in one statement) and the conversation's
+    # time. A lost-reply sweep only when something streams.
+    assert _statements(context)[2:] == ["SELECT", "INSERT", "UPDATE"]
 
 
 def test_a_regenerate_asks_without_the_old_reply_and_an_edit_with_the_new_text(
@@ -136,7 +136,7 @@ def test_the_start_of_a_turn_is_rendered_from_the_turn_without_reading_it_back(
     turn = turn_send(conversation=conversation, content="Show <b>this</b>")
     with CaptureQueriesContext(connection) as context:
         html = frames.turn_started_frame(turn.messages, turn.removed_ids)
-    assert _statements(context) == []  # the send knows its message has no images
+    assert _statements(context) == ["SELECT"]  # the user's message's images, no more
     assert html == frames.turn_started_frame_from_db(
         conversation.pk, turn.message_ids, turn.removed_ids
     )

@@ -14,6 +14,7 @@ client sees the same ``httpx`` errors as with the default backend.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import ssl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -202,6 +203,14 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         return None if name is None else self._transport.get_extra_info(name)
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
     """TCP connections on the running asyncio loop (asyncio sets TCP_NODELAY on them)."""
 
@@ -223,7 +232,8 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
                     local_addr=(local_address, 0) if local_address else None,
                     # As anyio does: the next address after 250 ms, so that a host name with
                     # an unreachable IPv6 address does not use up the whole connect timeout.
-                    happy_eyeballs_delay=0.25,
+                    # An address has no other to race (and racing costs a task or two).
+                    happy_eyeballs_delay=None if _is_address(host) else 0.25,
                     interleave=1,
                 )
             try:
