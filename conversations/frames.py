@@ -90,7 +90,14 @@ def turn_started_frame(new_messages: Sequence[Message], removed_ids: list[int]) 
     on the way to the first token, reading them back cost a query and a quarter of the trip."""
     # Only a user's message shows images; a reply starts with none.
     prefetch_related_objects([m for m in new_messages if m.role == Message.Role.USER], "images")
-    return render_frame("turn_started", {"new_messages": new_messages, "removed_ids": removed_ids})
+    streaming = [m.pk for m in new_messages if m.role == Message.Role.ASSISTANT]
+    context = {
+        "new_messages": new_messages,
+        "removed_ids": removed_ids,
+        # The Stop button names the reply it stops.
+        "streaming_reply_id": streaming[-1] if streaming else None,
+    }
+    return render_frame("turn_started", context)
 
 
 def turn_started_frame_from_db(

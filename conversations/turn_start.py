@@ -16,6 +16,7 @@ import asyncio
 import contextvars
 import logging
 import threading
+from collections.abc import Awaitable
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 # How long a turn waits, holding its lock, for its request to reach Ollama before it goes on
 # writing: enough for a new connection, with TLS, on a local network.
 REQUEST_WRITE_WAIT_SECONDS = 0.05
+# At shutdown, how long the replies being started get to finish starting.
+STARTS_SETTLE_SECONDS = 2.0
 REPLY_NOT_PREPARED = "The reply could not be prepared."
 REPLY_NOT_STARTED = "The reply could not be started. Press Regenerate to try again."
 
@@ -108,14 +111,9 @@ class EarlyStart:
         if reading is None:  # asking failed: start it as a turn saved outside a socket
             await turn_announce_and_start(self.conversation_id, turn, await self._announcement)
             return
-        try:
-            generation = await _generation_start(self.conversation_id, turn, request, reading)
-        except Exception:
-            logger.exception("Reply %s could not be started", turn.reply.pk)
-            reading.stop()
-            await _start_failed(self.conversation_id, turn, REPLY_NOT_STARTED)
-            return
-        await _announce(self.conversation_id, turn, await self._announcement, generation)
+        generation = await _generation_start_or_fail(self.conversation_id, turn, request, reading)
+        if generation is not None:
+            await _announce(self.conversation_id, turn, self._announcement, generation)
 
 
 def _resolve(future: asyncio.Future[Any], value: Any) -> None:
@@ -133,7 +131,10 @@ def _started(task: asyncio.Task[None]) -> None:
 
 
 async def starts_interrupt() -> None:
-    """At shutdown: stop the replies asked for whose turn is not started yet."""
+    """At shutdown: let the replies being started finish starting (milliseconds), so that they
+    are interrupted and saved like the others; stop those that do not in time."""
+    if _starting:
+        await asyncio.wait(list(_starting), timeout=STARTS_SETTLE_SECONDS)
     for task in list(_starting):
         task.cancel()
     await asyncio.gather(*_starting, return_exceptions=True)
@@ -174,10 +175,15 @@ async def turn_announce_and_start(
         logger.exception("Could not prepare reply %s", turn.reply.pk)
         await _start_failed(conversation_id, turn, REPLY_NOT_PREPARED)
         return
-    generation = await _generation_start(conversation_id, turn, request)
-    if announcement_html is None:
-        announcement_html = await db(_announcement_html)(turn)
-    await _announce(conversation_id, turn, announcement_html, generation)
+    generation = await _generation_start_or_fail(conversation_id, turn, request)
+    if generation is None:
+        return
+    await _announce(
+        conversation_id,
+        turn,
+        db(_announcement_html)(turn) if announcement_html is None else announcement_html,
+        generation,
+    )
 
 
 async def _start_failed(conversation_id: int, turn: Turn, error: str) -> None:
@@ -185,33 +191,57 @@ async def _start_failed(conversation_id: int, turn: Turn, error: str) -> None:
     kept, and the conversation is not held up by a reply that will never stream."""
     await db(reply_fail)(turn.reply.pk, error)
     layer = get_channel_layer()
-    await layer.group_send(stream_group(conversation_id), _announcement(turn, None))
-    await layer.group_send(
-        stream_group(conversation_id),
-        {"type": "generation.finished", "message_id": turn.reply.pk},
-    )
+    try:
+        await layer.group_send(stream_group(conversation_id), _announcement(turn, None))
+        await layer.group_send(
+            stream_group(conversation_id),
+            {"type": "generation.finished", "message_id": turn.reply.pk},
+        )
+    except Exception:
+        # The channel layer itself is down: a reload shows the reply as failed.
+        logger.exception("Could not tell the pages that reply %s failed", turn.reply.pk)
 
 
-async def _generation_start(
+async def _generation_start_or_fail(
     conversation_id: int, turn: Turn, request: ReplyRequest, reading: ReplyReading | None = None
-) -> Generation:
-    # Listening before anyone hears of the reply: a stop or sync sent at once is not lost.
-    generation = await generation_prepare(
-        conversation_id=conversation_id, reply_id=turn.reply.pk, request=request, reading=reading
-    )
+) -> Generation | None:
+    """The reply's generation, running; or None when it could not start (a channel layer
+    down), the reply then saved as failed and announced so."""
+    try:
+        # Listening before anyone hears of the reply: a stop or sync sent at once is not lost.
+        generation = await generation_prepare(
+            conversation_id=conversation_id,
+            reply_id=turn.reply.pk,
+            request=request,
+            reading=reading,
+        )
+    except Exception:
+        logger.exception("Reply %s could not be started", turn.reply.pk)
+        if reading is not None:
+            reading.stop()
+        await _start_failed(conversation_id, turn, REPLY_NOT_STARTED)
+        return None
     generation_launch(generation)
     return generation
 
 
 async def _announce(
-    conversation_id: int, turn: Turn, html: str | None, generation: Generation
+    conversation_id: int,
+    turn: Turn,
+    html: str | None | Awaitable[str | None],
+    generation: Generation,
 ) -> None:
+    """Announce the turn (its HTML, or what renders it), and let the generation publish: even
+    if the announcement failed, or this was cancelled (a worker stopping) while it rendered,
+    or the generation would wait for it for ever."""
     try:
+        if not isinstance(html, str | None):
+            html = await html
         await get_channel_layer().group_send(
             stream_group(conversation_id), _announcement(turn, html)
         )
     finally:
-        generation.announced()  # the generation may publish now, even if the send failed
+        generation.announced()
 
 
 def _announcement(turn: Turn, html: str | None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import SyncToAsync, sync_to_async
 from channels.layers import channel_layers
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
@@ -45,10 +45,12 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup: None) -> Iterator[None]:
-    """pytest-django's, and whatever a test left open in the worker's database thread closed
-    before the test database is dropped (PostgreSQL refuses to drop a database in use)."""
+    """pytest-django's, and whatever a test left open in the worker's database thread (and in
+    asgiref's, where the async ORM runs) closed before the test database is dropped:
+    PostgreSQL refuses to drop a database in use."""
     yield
     database_thread_close_blocking()
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -125,6 +125,27 @@ def test_stop_keeps_the_partial_reply(
     assert browser_ollama.wait_for(lambda: browser_ollama.requests_to("/api/chat")[0].disconnected)
 
 
+def test_a_follow_up_sent_over_the_socket_can_be_stopped(
+    page: Page, app_server: LiveServer, browser_ollama: FakeOllamaServer, models: None
+) -> None:
+    """The Stop button comes with the start of the turn: it must name that reply."""
+    log_in(page, app_server)
+    conversation = start_conversation(page, "llama3.2:latest")
+    expect(reply_article(page)).to_have_attribute("data-status", "complete", timeout=15_000)
+    browser_ollama.model("llama3.2").reply_tokens = 400
+    page.fill("#composer-input", "And then?")
+    page.get_by_test_id("send").click()
+    reply = page.locator("[data-testid=message][data-role=assistant]").nth(1)
+    expect(reply.get_by_test_id("message-content")).to_contain_text("You wrote")
+
+    page.get_by_test_id("stop").click()
+
+    expect(reply).to_have_attribute("data-status", "stopped")
+    expect(page.get_by_test_id("chat-error")).not_to_contain_text("Nothing to stop")
+    saved = Message.objects.filter(conversation=conversation, role="assistant").last()
+    assert saved is not None and saved.status == "stopped"
+
+
 def test_a_reload_mid_reply_shows_everything_so_far_and_continues(
     page: Page, app_server: LiveServer, browser_ollama: FakeOllamaServer, models: None
 ) -> None:

@@ -19,11 +19,12 @@ from PIL import Image
 
 from conversations import checkpoints, consumers, generation, turn_start, turns
 from conversations.channel_layer import LocalChannelLayer
+from conversations.db import db
 from conversations.fake_ollama import expected_reply
 from conversations.fake_ollama.server import RUNNER_STOPPED
 from conversations.models import Conversation, LanguageModel, Message
 from conversations.ollama import close_client
-from conversations.prompting import history_request, reply_request
+from conversations.prompting import HistoryMessage, history_request, reply_request
 from tests.conftest import make_user
 from tests.shown import rendered
 from tests.sockets import Tab, session_cookie
@@ -513,6 +514,72 @@ async def test_a_reply_that_cannot_start_after_its_turn_is_saved_fails_with_a_re
     await tab.send("send", content="Once more")
     second = await next_reply(conversation, reply)
     assert await tab.until_finished(second.pk) == "complete"
+
+
+async def test_the_stop_button_of_a_reply_sent_over_the_socket_names_that_reply(
+    live, owner
+) -> None:  # type: ignore[no-untyped-def]
+    """The start of the turn brings the Stop button; pressed, it must stop this reply (it sent
+    no id, and the server answered "Nothing to stop")."""
+    live.model("llama3.2").tokens_per_second = 20
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    await tab.until(lambda tab: any('data-testid="stop"' in frame for frame in tab.frames))
+    [started] = [frame for frame in tab.frames if 'data-testid="stop"' in frame]
+    assert f'name="message_id" value="{reply.pk}"' in started
+    await tab.send("stop", message_id=str(reply.pk))
+    assert await tab.until_finished(reply.pk) == "stopped"
+
+
+async def test_a_reply_that_cannot_start_on_the_second_try_fails_with_a_reason(
+    live, owner, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Its request could not be built under the lock, and then its generation could not start:
+    the reply is saved as failed, not left streaming with nothing shown."""
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("no way")
+
+    async def layer_down(**kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the channel layer is down")
+
+    monkeypatch.setattr(turn_start, "history_request", broken)
+    monkeypatch.setattr(turn_start, "generation_prepare", layer_down)
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    assert await tab.until_finished(reply.pk) == "error"
+    assert turn_start.REPLY_NOT_STARTED in tab.error_text()
+    assert live.requests_to("/api/chat") == []
+
+
+async def test_a_start_still_waiting_for_its_turn_at_shutdown_stops_what_it_asked(
+    live, owner, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A worker stopping while a turn is being saved: the start waits a moment for the turn,
+    then is stopped, and so is its request to Ollama."""
+    live.model("llama3.2").tokens_per_second = 20
+    monkeypatch.setattr(turn_start, "STARTS_SETTLE_SECONDS", 0.2)
+    conversation = await new_conversation(owner)
+    request = await db(reply_request_for_new_message)(conversation)
+    early = turn_start.EarlyStart(conversation.pk)
+    early._begin(request)  # as the database thread's ask does; the turn never comes
+    assert await asyncio.to_thread(live.wait_for, lambda: live.requests_to("/api/chat"))
+
+    await turn_start.starts_interrupt()
+
+    [asked] = live.requests_to("/api/chat")
+    assert await asyncio.to_thread(live.wait_for, lambda: asked.disconnected)
+
+
+def reply_request_for_new_message(conversation: Conversation):  # type: ignore[no-untyped-def]
+    history = [HistoryMessage(None, "user", "Hello there", "complete")]
+    return history_request(
+        Conversation.objects.select_related("model").get(pk=conversation.pk), history
+    )
 
 
 class WatchedLayer(LocalChannelLayer):

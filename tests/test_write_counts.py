@@ -68,7 +68,7 @@ async def reply_writes(live: FakeOllamaServer, tokens: int) -> tuple[list[str], 
 
 
 @pytest.mark.parametrize(("tokens", "tokens_per_second"), [(50, 1000), (500, 1000), (5000, 4000)])
-async def test_a_reply_writes_four_rows_and_a_checkpoint_a_second_whatever_its_length(
+async def test_a_reply_writes_three_statements_and_a_checkpoint_a_second_whatever_its_length(
     live, tokens: int, tokens_per_second: int
 ) -> None:  # type: ignore[no-untyped-def]
     live.model("llama3.2").tokens_per_second = tokens_per_second
