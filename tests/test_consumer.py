@@ -582,6 +582,30 @@ def reply_request_for_new_message(conversation: Conversation):  # type: ignore[n
     )
 
 
+async def test_the_turn_goes_on_writing_only_once_its_request_is_on_its_way(
+    live, owner, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The database thread and the event loop share one interpreter lock: the turn waits for
+    the loop to write the request before it writes the turn, or the request would wait for
+    the writes."""
+    written_when_asked: list[bool] = []
+    ask = turn_start.EarlyStart.ask
+
+    def watched(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        ask(self, *args, **kwargs)
+        written_when_asked.append(self._sent.is_set())
+
+    monkeypatch.setattr(turn_start.EarlyStart, "ask", watched)
+    # The bound is for a slow Ollama host; a loaded test machine must not reach it.
+    monkeypatch.setattr(turn_start, "REQUEST_WRITE_WAIT_SECONDS", 5.0)
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    reply = await wait_for_reply(conversation)
+    assert await tab.until_finished(reply.pk) == "complete"
+    assert written_when_asked == [True]
+
+
 class WatchedLayer(LocalChannelLayer):
     """The in-memory layer, watching the replies' stop-and-sync listeners: it counts the
     cancels of their receives. As ``Deaf``, it also loses the request to stop listening and
