@@ -376,6 +376,16 @@ async def test_a_dead_ollama_is_reported_with_how_to_start_it(live, owner, setti
     assert "ollama serve" in tab.error_text()
 
 
+def cannot_build(*args, **kwargs):  # type: ignore[no-untyped-def]
+    """Stands in for building a request, failing."""
+    raise RuntimeError("no way")
+
+
+async def layer_down(**kwargs):  # type: ignore[no-untyped-def]
+    """Stands in for a generation's start, with the channel layer down."""
+    raise RuntimeError("the channel layer is down")
+
+
 async def test_a_request_that_fails_once_is_built_again_and_the_reply_goes_on(
     live, owner, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
@@ -405,11 +415,8 @@ async def test_a_request_that_fails_once_is_built_again_and_the_reply_goes_on(
 async def test_a_request_that_cannot_be_built_fails_the_reply_with_a_reason(
     live, owner, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise RuntimeError("no way")
-
-    monkeypatch.setattr(turn_start, "history_request", broken)
-    monkeypatch.setattr(turn_start, "reply_request", broken)
+    monkeypatch.setattr(turn_start, "history_request", cannot_build)
+    monkeypatch.setattr(turn_start, "reply_request", cannot_build)
     conversation = await new_conversation(owner)
     tab = await open_tab(conversation, owner)
     await tab.send("send", content="Hello there")
@@ -492,13 +499,11 @@ async def test_a_reply_that_cannot_start_after_its_turn_is_saved_fails_with_a_re
     calls = {"n": 0}
     prepare = generation.generation_prepare
 
-    async def layer_down(**kwargs):  # type: ignore[no-untyped-def]
+    async def down_once(**kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("the channel layer is down")
-        return await prepare(**kwargs)
+        return await (layer_down if calls["n"] == 1 else prepare)(**kwargs)
 
-    monkeypatch.setattr(turn_start, "generation_prepare", layer_down)
+    monkeypatch.setattr(turn_start, "generation_prepare", down_once)
     conversation = await new_conversation(owner)
     tab = await open_tab(conversation, owner)
     await tab.send("send", content="Hello there")
@@ -538,14 +543,7 @@ async def test_a_reply_that_cannot_start_on_the_second_try_fails_with_a_reason(
 ) -> None:  # type: ignore[no-untyped-def]
     """Its request could not be built under the lock, and then its generation could not start:
     the reply is saved as failed, not left streaming with nothing shown."""
-
-    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise RuntimeError("no way")
-
-    async def layer_down(**kwargs):  # type: ignore[no-untyped-def]
-        raise RuntimeError("the channel layer is down")
-
-    monkeypatch.setattr(turn_start, "history_request", broken)
+    monkeypatch.setattr(turn_start, "history_request", cannot_build)
     monkeypatch.setattr(turn_start, "generation_prepare", layer_down)
     conversation = await new_conversation(owner)
     tab = await open_tab(conversation, owner)
