@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -348,6 +349,15 @@ class Message(models.Model):
         if not self.eval_count or not self.eval_duration:
             return None
         return self.eval_count / (self.eval_duration / 1e9)
+
+    def images_known(self, images: Sequence[MessageImage]) -> None:
+        """Take ``images`` as the message's images (those the turn just attached, or none), as
+        a prefetch would: showing the message reads none back. On the way to a first token,
+        that query was a tenth of the wait."""
+        queryset = self.images.all()
+        queryset._result_cache = list(images)
+        queryset._prefetch_done = True  # type: ignore[attr-defined]
+        self._prefetched_objects_cache = {"images": queryset}
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -178,6 +178,7 @@ def turn_send(
             )
             ask(locked, [*history, new_message])
         reply = _start_reply(locked, model, after=None if images else user_message)
+        user_message.images_known(attached)
         locked.updated_at = timezone.now()
         fields = ["updated_at"]
         if not history:

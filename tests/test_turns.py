@@ -136,12 +136,29 @@ def test_the_start_of_a_turn_is_rendered_from_the_turn_without_reading_it_back(
     turn = turn_send(conversation=conversation, content="Show <b>this</b>")
     with CaptureQueriesContext(connection) as context:
         html = frames.turn_started_frame(turn.messages, turn.removed_ids)
-    assert _statements(context) == ["SELECT"]  # the user's message's images, no more
+    assert _statements(context) == []  # the turn knows its message has no images
     assert html == frames.turn_started_frame_from_db(
         conversation.pk, turn.message_ids, turn.removed_ids
     )
     assert "Show &lt;b&gt;this&lt;/b&gt;" in html
     assert f'id="msg-{turn.reply.pk}"' in html and 'data-status="streaming"' in html
+
+
+def test_a_message_sent_with_images_shows_them_in_the_start_of_its_turn_unread(
+    conversation: Conversation,
+) -> None:
+    assert conversation.model is not None
+    conversation.model.capabilities = ["completion", "vision"]
+    conversation.model.save()
+    upload = SimpleUploadedFile("cat.png", png(), content_type="image/png")
+    turn = turn_send(conversation=conversation, content="What is this?", images=[upload])
+    with CaptureQueriesContext(connection) as context:
+        html = frames.turn_started_frame(turn.messages, turn.removed_ids)
+    assert _statements(context) == []
+    assert html.count('data-testid="message-image"') == 1
+    assert html == frames.turn_started_frame_from_db(
+        conversation.pk, turn.message_ids, turn.removed_ids
+    )
 
 
 def test_an_edited_message_keeps_its_images_in_the_start_of_its_turn(
