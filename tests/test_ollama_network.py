@@ -12,12 +12,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpcore
 import httpx
 import pytest
 import trustme
 
 from conversations.fake_ollama import FakeOllamaServer, expected_reply
-from conversations.ollama import ChatMessage, OllamaClient, OllamaError, OllamaUnreachable
+from conversations.ollama import ChatMessage, OllamaClient, OllamaError, OllamaUnreachable, network
 from conversations.ollama import client as client_module
 from conversations.ollama.client import POOL_LIMITS
 from conversations.ollama.network import AsyncioBackend, AsyncioTransport
@@ -96,6 +97,151 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused(
         await asyncio.sleep(0.2)
         assert await client.version() == "0.12.0"  # a new connection, no error
     assert len(opened) == 2
+
+
+class CountingServer:
+    """A loopback server answering ``/api/version`` on keep-alive connections, counting the
+    connections it accepted, the requests each carried, and the connections that ended."""
+
+    def __init__(self, *, idle_close_seconds: float | None = None) -> None:
+        self.requests_per_connection: list[int] = []
+        self.ended = 0
+        self.idle_close_seconds = idle_close_seconds
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        index = len(self.requests_per_connection)
+        self.requests_per_connection.append(0)
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self.idle_close_seconds):
+                        await reader.readuntil(b"\r\n\r\n")
+                except (TimeoutError, asyncio.IncompleteReadError):
+                    return  # left idle (as a proxy closes it), or closed by the client
+                self.requests_per_connection[index] += 1
+                writer.write(VERSION_REPLY)
+                await writer.drain()
+        finally:
+            self.ended += 1
+            writer.close()
+
+    @property
+    def accepted(self) -> int:
+        return len(self.requests_per_connection)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(5):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+async def _version_over(stream: httpcore.AsyncNetworkStream) -> bytes:
+    await stream.write(b"GET /api/version HTTP/1.1\r\nHost: ollama\r\n\r\n")
+    return await stream.read(1024)
+
+
+@pytest.fixture
+def ready_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(network, "READY_AFTER_SECONDS", 0)
+
+
+async def test_a_connection_is_kept_ready_for_the_next_request(ready_at_once: None) -> None:
+    server = CountingServer()
+    backend = AsyncioBackend()
+    async with raw_server(server.handle) as url:
+        port = int(url.rsplit(":", 1)[1])
+        first = await backend.connect_tcp("127.0.0.1", port)
+        await _until(lambda: server.accepted == 2)  # the one kept ready
+        second = await backend.connect_tcp("127.0.0.1", port)
+        assert server.accepted == 2  # the ready one: nothing to wait for
+        assert await _version_over(second) == VERSION_REPLY
+        assert server.requests_per_connection[:2] == [0, 1]
+        await _until(lambda: server.accepted == 3)  # and the next is kept ready
+        for stream in (first, second):
+            await stream.aclose()
+        await backend.aclose()
+        await _until(lambda: server.ended == 3)  # closing closes the ready one too
+        await asyncio.sleep(0.05)
+        assert server.accepted == 3  # and none is opened after
+
+
+async def test_a_ready_connection_the_server_closed_is_not_used(ready_at_once: None) -> None:
+    server = CountingServer(idle_close_seconds=0.05)
+    backend = AsyncioBackend()
+    async with raw_server(server.handle) as url:
+        port = int(url.rsplit(":", 1)[1])
+        first = await backend.connect_tcp("127.0.0.1", port)
+        await _until(lambda: server.ended == 2)  # the server closed both while idle
+        await asyncio.sleep(0.01)
+        server.idle_close_seconds = None
+        second = await backend.connect_tcp("127.0.0.1", port)
+        assert await _version_over(second) == VERSION_REPLY  # on a new connection, no error
+        assert server.requests_per_connection[:3] == [0, 0, 1]
+        for stream in (first, second):
+            await stream.aclose()
+        await backend.aclose()
+
+
+async def test_a_ready_connection_too_old_is_not_used(
+    ready_at_once: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(network, "READY_MAX_AGE_SECONDS", 0.05)
+    server = CountingServer()
+    backend = AsyncioBackend()
+    async with raw_server(server.handle) as url:
+        port = int(url.rsplit(":", 1)[1])
+        first = await backend.connect_tcp("127.0.0.1", port)
+        await _until(lambda: server.accepted == 2)
+        await asyncio.sleep(0.1)
+        second = await backend.connect_tcp("127.0.0.1", port)
+        assert await _version_over(second) == VERSION_REPLY
+        assert server.requests_per_connection[:3] == [0, 0, 1]
+        await _until(lambda: server.ended == 1)  # the old one is closed
+        for stream in (first, second):
+            await stream.aclose()
+        await backend.aclose()
+
+
+async def test_a_server_gone_is_reported_by_the_next_request_not_by_the_ready_connection(
+    ready_at_once: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = CountingServer(idle_close_seconds=0.05)
+    async with raw_server(server.handle) as url:
+        client = OllamaClient(url)
+        assert await client.version() == "0.12.0"
+    await _until(lambda: server.ended == 2)  # gone, its connections closed
+    try:
+        with pytest.raises(OllamaUnreachable):
+            await client.version()
+        await asyncio.sleep(0.05)  # the ready connection it tried to open again failed too
+    finally:
+        await client.aclose()
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+async def test_after_a_stop_the_next_reply_does_not_wait_for_a_connection(
+    fake_ollama: FakeOllamaServer, ready_at_once: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Stop closes the reply's connection (that is how Ollama is told to stop): the next
+    reply's request goes out on the connection kept ready."""
+    connected: list[float] = []
+    backend_connect = AsyncioBackend._connect
+
+    async def counted(self: AsyncioBackend, address: Any, timeout: float | None) -> Any:
+        connected.append(asyncio.get_running_loop().time())
+        return await backend_connect(self, address, timeout)
+
+    monkeypatch.setattr(AsyncioBackend, "_connect", counted)
+    async with OllamaClient(fake_ollama.url) as client:
+        async for _first in client.chat_stream(model="llama3.2", messages=HELLO):
+            break  # the user pressed Stop: the response, and its connection, are closed
+        await _until(lambda: len(connected) == 2)  # the one kept ready
+        asked_at = asyncio.get_running_loop().time()
+        chunks = [c async for c in client.chat_stream(model="llama3.2", messages=HELLO)]
+        assert "".join(c.content for c in chunks) == expected_reply("llama3.2", HELLO_JSON)
+        assert all(at < asked_at for at in connected[:2])
+        assert len(connected) <= 3  # at most the next one kept ready, opened after
 
 
 def _chunk(line: bytes) -> bytes:

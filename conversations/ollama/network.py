@@ -165,6 +165,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         finally:
             self._transport.abort()
 
+    def discard(self) -> None:
+        """Close a connection never handed to httpcore (one kept ready, no longer wanted)."""
+        self._transport.abort()
+
     async def start_tls(
         self,
         ssl_context: ssl.SSLContext,
@@ -211,8 +215,34 @@ def _is_address(host: str) -> bool:
     return True
 
 
+# A connection kept ready is opened this long after the last one was taken: not while the
+# request that took it is being sent, on the same event loop.
+READY_AFTER_SECONDS = 0.5
+# A connection kept ready longer than this is not used (a firewall may have forgotten it
+# without telling either side); the next request connects itself and another is kept ready.
+READY_MAX_AGE_SECONDS = 300.0
+
+# Where a connection goes: host, port, local address, socket options.
+_Address = tuple[str, int, str | None, tuple[Any, ...]]
+
+
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
-    """TCP connections on the running asyncio loop (asyncio sets TCP_NODELAY on them)."""
+    """TCP connections on the running asyncio loop (asyncio sets TCP_NODELAY on them).
+
+    One connection to each server is kept ready, so that a reply's request does not wait for
+    one. Replies need new connections often: a Stop closes the reply's response, which is how
+    Ollama is told to stop, and the pool closes connections idle for longer than its keep-alive
+    expiry (5 s; a person's next message usually comes later). Opening one took about half a
+    millisecond on loopback at one reply, more on a busy worker, and a round trip or more to
+    another machine. The ready connection is checked as the pool checks an idle one before use
+    (one the server has closed is replaced, not used). Failing to open one is left to the next
+    request, which connects itself and reports what is wrong."""
+
+    def __init__(self) -> None:
+        self._ready: dict[_Address, tuple[AsyncioStream, float]] = {}
+        self._opening: dict[_Address, asyncio.Task[None]] = {}
+        self._scheduled: dict[_Address, asyncio.TimerHandle] = {}
+        self._closed = False
 
     async def connect_tcp(
         self,
@@ -222,6 +252,27 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        address: _Address = (host, port, local_address, tuple(socket_options or ()))
+        if (opening := self._opening.get(address)) is not None:
+            await asyncio.wait([opening])  # one is on its way: sooner than another
+        stream = self._take_ready(address)
+        if stream is None:
+            stream = await self._connect(address, timeout)
+        self._schedule_ready(address, timeout)
+        return stream
+
+    def _take_ready(self, address: _Address) -> AsyncioStream | None:
+        stream, opened_at = self._ready.pop(address, (None, 0.0))
+        if stream is None:
+            return None
+        too_old = asyncio.get_running_loop().time() - opened_at > READY_MAX_AGE_SECONDS
+        if too_old or stream.get_extra_info("is_readable"):  # readable: the server closed it
+            stream.discard()
+            return None
+        return stream
+
+    async def _connect(self, address: _Address, timeout: float | None) -> AsyncioStream:
+        host, port, local_address, socket_options = address
         loop = asyncio.get_running_loop()
         with _raising(httpcore.ConnectTimeout, httpcore.ConnectError):
             async with asyncio.timeout(timeout):
@@ -238,12 +289,53 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
                 )
             try:
                 sock = transport.get_extra_info("socket")
-                for option in socket_options or ():
+                for option in socket_options:
                     sock.setsockopt(*option)
             except OSError:
                 transport.abort()
                 raise
         return AsyncioStream(transport, protocol)
+
+    def _schedule_ready(self, address: _Address, timeout: float | None) -> None:
+        if self._closed or address in self._scheduled:
+            return
+        self._scheduled[address] = asyncio.get_running_loop().call_later(
+            READY_AFTER_SECONDS, self._open_ready, address, timeout
+        )
+
+    def _open_ready(self, address: _Address, timeout: float | None) -> None:
+        del self._scheduled[address]
+        if self._closed or address in self._ready or address in self._opening:
+            return
+        self._opening[address] = asyncio.get_running_loop().create_task(
+            self._keep_ready(address, timeout)
+        )
+
+    async def _keep_ready(self, address: _Address, timeout: float | None) -> None:
+        try:
+            stream = await self._connect(address, timeout)
+        except (httpcore.ConnectError, httpcore.ConnectTimeout):
+            return  # the next request connects itself, and says what is wrong
+        finally:
+            self._opening.pop(address, None)
+        if self._closed or address in self._ready:
+            stream.discard()
+        else:
+            self._ready[address] = (stream, asyncio.get_running_loop().time())
+
+    async def aclose(self) -> None:
+        """Close the connections kept ready, and open no more."""
+        self._closed = True
+        for handle in self._scheduled.values():
+            handle.cancel()
+        self._scheduled.clear()
+        opening = list(self._opening.values())
+        for task in opening:
+            task.cancel()
+        await asyncio.gather(*opening, return_exceptions=True)
+        for stream, _opened_at in self._ready.values():
+            stream.discard()
+        self._ready.clear()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -257,6 +349,7 @@ class AsyncioTransport(httpx.AsyncHTTPTransport):
         # As httpx does by default: certifi's certificates, or SSL_CERT_FILE or SSL_CERT_DIR.
         ssl_context = httpx.create_ssl_context()
         super().__init__(verify=ssl_context, limits=limits)
+        self._backend = AsyncioBackend()
         # httpx builds its pool with no way to pass a network backend: the same pool again,
         # with one. tests/test_ollama_network.py fails if httpx stops sending through it.
         self._pool = httpcore.AsyncConnectionPool(
@@ -264,5 +357,9 @@ class AsyncioTransport(httpx.AsyncHTTPTransport):
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=AsyncioBackend(),
+            network_backend=self._backend,
         )
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self._backend.aclose()
