@@ -357,7 +357,9 @@ class Message(models.Model):
         queryset = self.images.all()
         queryset._result_cache = list(images)
         queryset._prefetch_done = True  # type: ignore[attr-defined]
-        self._prefetched_objects_cache = {"images": queryset}
+        if not hasattr(self, "_prefetched_objects_cache"):
+            self._prefetched_objects_cache = {}
+        self._prefetched_objects_cache["images"] = queryset
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -218,9 +218,10 @@ def _is_address(host: str) -> bool:
 # A connection kept ready is opened this long after the last one was taken: not while the
 # request that took it is being sent, on the same event loop.
 READY_AFTER_SECONDS = 0.5
-# A connection kept ready longer than this is not used (a firewall may have forgotten it
-# without telling either side); the next request connects itself and another is kept ready.
-READY_MAX_AGE_SECONDS = 300.0
+# A connection kept ready longer than this is not used: under the idle timeouts of the usual
+# proxies (60 s), so that one is not taken just as a proxy closes it, and a firewall has not
+# forgotten it. The next request connects itself, and another is kept ready.
+READY_MAX_AGE_SECONDS = 30.0
 
 # Where a connection goes: host, port, local address, socket options.
 _Address = tuple[str, int, str | None, tuple[Any, ...]]
@@ -254,7 +255,8 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         address: _Address = (host, port, local_address, tuple(socket_options or ()))
         if (opening := self._opening.get(address)) is not None:
-            await asyncio.wait([opening])  # one is on its way: sooner than another
+            # One is on its way: sooner than another, and within this request's own timeout.
+            await asyncio.wait([opening], timeout=timeout)
         stream = self._take_ready(address)
         if stream is None:
             stream = await self._connect(address, timeout)
@@ -361,5 +363,10 @@ class AsyncioTransport(httpx.AsyncHTTPTransport):
         )
 
     async def aclose(self) -> None:
-        await super().aclose()
-        await self._backend.aclose()
+        try:
+            await super().aclose()
+        finally:
+            await self._backend.aclose()
+
+    async def __aexit__(self, *args: Any) -> None:
+        await self.aclose()  # httpx's closes only the pool
