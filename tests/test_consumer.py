@@ -73,6 +73,14 @@ async def wait_for_reply(conversation: Conversation) -> Message:
     return reply
 
 
+async def start_reply(owner: User) -> tuple[Conversation, Tab, Message]:
+    """A new conversation, open in a tab that sends a first message; its reply, once saved."""
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    return conversation, tab, await wait_for_reply(conversation)
+
+
 async def next_reply(conversation: Conversation, after: Message) -> Message:
     """The reply that replaced or followed ``after``, once it exists."""
     async with asyncio.timeout(5):
@@ -185,10 +193,7 @@ async def test_thinking_streams_separately_and_is_saved_apart(live, owner) -> No
 
 async def test_closing_the_only_tab_does_not_stop_the_reply(live, owner) -> None:  # type: ignore[no-untyped-def]
     live.model("llama3.2").tokens_per_second = 50
-    conversation = await new_conversation(owner)
-    tab = await open_tab(conversation, owner)
-    await tab.send("send", content="Hello there")
-    reply = await wait_for_reply(conversation)
+    conversation, tab, reply = await start_reply(owner)
     await tab.next_frame()
     await tab.close()
 
@@ -367,10 +372,7 @@ async def test_a_stalled_reply_is_given_up_after_the_stall_timeout(live, owner, 
 async def test_a_dead_ollama_is_reported_with_how_to_start_it(live, owner, settings) -> None:  # type: ignore[no-untyped-def]
     settings.OLLAMA_BASE_URL = f"http://127.0.0.1:{closed_port()}"
     await close_client()
-    conversation = await new_conversation(owner)
-    tab = await open_tab(conversation, owner)
-    await tab.send("send", content="Hello there")
-    reply = await wait_for_reply(conversation)
+    conversation, tab, reply = await start_reply(owner)
     assert await tab.until_finished(reply.pk) == "error"
     assert "Ollama is not reachable at http://127.0.0.1:" in tab.error_text()
     assert "ollama serve" in tab.error_text()
@@ -403,10 +405,7 @@ async def test_a_request_that_fails_once_is_built_again_and_the_reply_goes_on(
     # Built under the turn's lock first, then again from the saved turn.
     monkeypatch.setattr(turn_start, "history_request", flaky(history_request))
     monkeypatch.setattr(turn_start, "reply_request", flaky(reply_request))
-    conversation = await new_conversation(owner)
-    tab = await open_tab(conversation, owner)
-    await tab.send("send", content="Hello there")
-    reply = await wait_for_reply(conversation)
+    conversation, tab, reply = await start_reply(owner)
     assert await tab.until_finished(reply.pk) == "complete"
     assert calls["n"] == 2
     assert len(live.requests_to("/api/chat")) == 1  # Ollama was asked once, not twice
@@ -417,10 +416,7 @@ async def test_a_request_that_cannot_be_built_fails_the_reply_with_a_reason(
 ) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(turn_start, "history_request", cannot_build)
     monkeypatch.setattr(turn_start, "reply_request", cannot_build)
-    conversation = await new_conversation(owner)
-    tab = await open_tab(conversation, owner)
-    await tab.send("send", content="Hello there")
-    reply = await wait_for_reply(conversation)
+    conversation, tab, reply = await start_reply(owner)
     assert await tab.until_finished(reply.pk) == "error"
     assert "The reply could not be prepared." in tab.error_text()
     assert live.requests_to("/api/chat") == []
@@ -504,10 +500,7 @@ async def test_a_reply_that_cannot_start_after_its_turn_is_saved_fails_with_a_re
         return await (layer_down if calls["n"] == 1 else prepare)(**kwargs)
 
     monkeypatch.setattr(turn_start, "generation_prepare", down_once)
-    conversation = await new_conversation(owner)
-    tab = await open_tab(conversation, owner)
-    await tab.send("send", content="Hello there")
-    reply = await wait_for_reply(conversation)
+    conversation, tab, reply = await start_reply(owner)
 
     assert await tab.until_finished(reply.pk) == "error"
     assert turn_start.REPLY_NOT_STARTED in tab.error_text()
@@ -527,10 +520,7 @@ async def test_the_stop_button_of_a_reply_sent_over_the_socket_names_that_reply(
     """The start of the turn brings the Stop button; pressed, it must stop this reply (it sent
     no id, and the server answered "Nothing to stop")."""
     live.model("llama3.2").tokens_per_second = 20
-    conversation = await new_conversation(owner)
-    tab = await open_tab(conversation, owner)
-    await tab.send("send", content="Hello there")
-    reply = await wait_for_reply(conversation)
+    conversation, tab, reply = await start_reply(owner)
     await tab.until(lambda tab: any('data-testid="stop"' in frame for frame in tab.frames))
     [started] = [frame for frame in tab.frames if 'data-testid="stop"' in frame]
     assert f'name="message_id" value="{reply.pk}"' in started
@@ -545,10 +535,7 @@ async def test_a_reply_that_cannot_start_on_the_second_try_fails_with_a_reason(
     the reply is saved as failed, not left streaming with nothing shown."""
     monkeypatch.setattr(turn_start, "history_request", cannot_build)
     monkeypatch.setattr(turn_start, "generation_prepare", layer_down)
-    conversation = await new_conversation(owner)
-    tab = await open_tab(conversation, owner)
-    await tab.send("send", content="Hello there")
-    reply = await wait_for_reply(conversation)
+    conversation, tab, reply = await start_reply(owner)
     assert await tab.until_finished(reply.pk) == "error"
     assert turn_start.REPLY_NOT_STARTED in tab.error_text()
     assert live.requests_to("/api/chat") == []
@@ -596,10 +583,7 @@ async def test_the_turn_goes_on_writing_only_once_its_request_is_on_its_way(
     monkeypatch.setattr(turn_start.EarlyStart, "ask", watched)
     # The bound is for a slow Ollama host; a loaded test machine must not reach it.
     monkeypatch.setattr(turn_start, "REQUEST_WRITE_WAIT_SECONDS", 5.0)
-    conversation = await new_conversation(owner)
-    tab = await open_tab(conversation, owner)
-    await tab.send("send", content="Hello there")
-    reply = await wait_for_reply(conversation)
+    conversation, tab, reply = await start_reply(owner)
     assert await tab.until_finished(reply.pk) == "complete"
     assert written_when_asked == [True]
 
@@ -669,10 +653,7 @@ async def test_a_listener_that_neither_stops_nor_obeys_a_cancel_does_not_hold_up
     monkeypatch.setattr(generation, "LISTENER_EXIT_SECONDS", 0.2)
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.DeafLayer"}}
     channel_layers.backends.clear()
-    conversation = await new_conversation(owner)
-    tab = await open_tab(conversation, owner)
-    await tab.send("send", content="Hello there")
-    reply = await wait_for_reply(conversation)
+    conversation, tab, reply = await start_reply(owner)
     assert await tab.until_finished(reply.pk) == "complete"
     assert channel_layers["default"].swallowed == 1  # the listener really ignored it
 
@@ -733,10 +714,7 @@ async def test_a_long_fast_reply_goes_out_in_batched_frames(live, owner) -> None
 async def test_a_long_reply_is_checkpointed_while_it_streams(live, owner) -> None:  # type: ignore[no-untyped-def]
     live.model("llama3.2").tokens_per_second = 40
     live.model("llama3.2").reply_tokens = 200
-    conversation = await new_conversation(owner)
-    tab = await open_tab(conversation, owner)
-    await tab.send("send", content="Hello there")
-    reply = await wait_for_reply(conversation)
+    conversation, tab, reply = await start_reply(owner)
     await asyncio.sleep(2.5)
     saved = await Message.objects.aget(pk=reply.pk)
     assert saved.status == "streaming"
@@ -883,10 +861,7 @@ async def test_a_rename_made_before_the_generated_title_arrives_is_kept(
 
 async def test_a_stop_for_an_older_reply_does_not_stop_the_current_one(live, owner) -> None:  # type: ignore[no-untyped-def]
     live.model("llama3.2").tokens_per_second = 40
-    conversation = await new_conversation(owner)
-    tab = await open_tab(conversation, owner)
-    await tab.send("send", content="Hello there")
-    reply = await wait_for_reply(conversation)
+    conversation, tab, reply = await start_reply(owner)
     await tab.send("stop", message_id=reply.pk - 100)  # a late frame, replayed after a reconnect
     await tab.send("stop", message_id="not a number")
     await tab.until(lambda t: "Nothing to stop" in t.error_text())
@@ -894,10 +869,7 @@ async def test_a_stop_for_an_older_reply_does_not_stop_the_current_one(live, own
 
 
 async def test_a_reconnecting_tab_is_brought_up_to_date_from_the_database(live, owner) -> None:  # type: ignore[no-untyped-def]
-    conversation = await new_conversation(owner)
-    tab = await open_tab(conversation, owner)
-    await tab.send("send", content="Hello there")
-    reply = await wait_for_reply(conversation)
+    conversation, tab, reply = await start_reply(owner)
     await tab.until_finished(reply.pk)
     await tab.close()
     # While this tab is away, another device has a whole exchange.

@@ -141,6 +141,29 @@ async def _version_over(stream: httpcore.AsyncNetworkStream) -> bytes:
     return await stream.read(1024)
 
 
+@asynccontextmanager
+async def backend_to(
+    server: CountingServer,
+) -> AsyncIterator[tuple[AsyncioBackend, Callable[[], Awaitable[httpcore.AsyncNetworkStream]]]]:
+    """One ``AsyncioBackend`` and a way to connect it to ``server``; what it opened, and the
+    backend, are closed after."""
+    backend = AsyncioBackend()
+    streams: list[httpcore.AsyncNetworkStream] = []
+    async with raw_server(server.handle) as url:
+        port = int(url.rsplit(":", 1)[1])
+
+        async def connect() -> httpcore.AsyncNetworkStream:
+            streams.append(await backend.connect_tcp("127.0.0.1", port))
+            return streams[-1]
+
+        try:
+            yield backend, connect
+        finally:
+            for stream in streams:
+                await stream.aclose()
+            await backend.aclose()
+
+
 @pytest.fixture
 def ready_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(network, "READY_AFTER_SECONDS", 0)
@@ -148,12 +171,10 @@ def ready_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_a_connection_is_kept_ready_for_the_next_request(ready_at_once: None) -> None:
     server = CountingServer()
-    backend = AsyncioBackend()
-    async with raw_server(server.handle) as url:
-        port = int(url.rsplit(":", 1)[1])
-        first = await backend.connect_tcp("127.0.0.1", port)
+    async with backend_to(server) as (backend, connect):
+        first = await connect()
         await _until(lambda: server.accepted == 2)  # the one kept ready
-        second = await backend.connect_tcp("127.0.0.1", port)
+        second = await connect()
         assert server.accepted == 2  # the ready one: nothing to wait for
         assert await _version_over(second) == VERSION_REPLY
         assert server.requests_per_connection[:2] == [0, 1]
@@ -168,19 +189,14 @@ async def test_a_connection_is_kept_ready_for_the_next_request(ready_at_once: No
 
 async def test_a_ready_connection_the_server_closed_is_not_used(ready_at_once: None) -> None:
     server = CountingServer(idle_close_seconds=0.05)
-    backend = AsyncioBackend()
-    async with raw_server(server.handle) as url:
-        port = int(url.rsplit(":", 1)[1])
-        first = await backend.connect_tcp("127.0.0.1", port)
+    async with backend_to(server) as (_backend, connect):
+        await connect()
         await _until(lambda: server.ended == 2)  # the server closed both while idle
         await asyncio.sleep(0.01)
         server.idle_close_seconds = None
-        second = await backend.connect_tcp("127.0.0.1", port)
+        second = await connect()
         assert await _version_over(second) == VERSION_REPLY  # on a new connection, no error
         assert server.requests_per_connection[:3] == [0, 0, 1]
-        for stream in (first, second):
-            await stream.aclose()
-        await backend.aclose()
 
 
 async def test_a_ready_connection_too_old_is_not_used(
@@ -188,19 +204,14 @@ async def test_a_ready_connection_too_old_is_not_used(
 ) -> None:
     monkeypatch.setattr(network, "READY_MAX_AGE_SECONDS", 0.05)
     server = CountingServer()
-    backend = AsyncioBackend()
-    async with raw_server(server.handle) as url:
-        port = int(url.rsplit(":", 1)[1])
-        first = await backend.connect_tcp("127.0.0.1", port)
+    async with backend_to(server) as (_backend, connect):
+        await connect()
         await _until(lambda: server.accepted == 2)
         await asyncio.sleep(0.1)
-        second = await backend.connect_tcp("127.0.0.1", port)
+        second = await connect()
         assert await _version_over(second) == VERSION_REPLY
         assert server.requests_per_connection[:3] == [0, 0, 1]
         await _until(lambda: server.ended == 1)  # the old one is closed
-        for stream in (first, second):
-            await stream.aclose()
-        await backend.aclose()
 
 
 async def test_a_server_gone_is_reported_by_the_next_request_not_by_the_ready_connection(
