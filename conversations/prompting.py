@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 
+from conversations.compiled import CompiledQuery
 from conversations.models import Conversation, LanguageModel, Message, MessageImage, SystemPrompt
 from conversations.ollama import ChatMessage
 from conversations.ollama.types import KeepAlive
@@ -53,13 +54,28 @@ def context_budget(model: LanguageModel, options: dict[str, Any]) -> int:
     return min(model.context_length or settings.CHAT_DEFAULT_NUM_CTX, settings.CHAT_DEFAULT_NUM_CTX)
 
 
+# Whether a prompt is locked to the model, asked for every reply; rarely one is.
+_LOCKED_PROMPT_ID = CompiledQuery(
+    lambda model_id: SystemPrompt.objects.filter(
+        enabled=True, locked=True, default_for_model_id=model_id
+    ).values_list("id", flat=True)[:1]
+)
+# A conversation's history as a turn reads it (the values of HistoryMessage, in order).
+_HISTORY = CompiledQuery(
+    lambda conversation_id: Message.objects.filter(conversation_id=conversation_id).values_list(
+        "id", "role", "content", "status"
+    )
+)
+
+
 def system_prompt_text(conversation: Conversation, model: LanguageModel) -> str:
     """A prompt locked to the model applies to every conversation with it, even one started
     before the lock; otherwise the conversation keeps the text it started with."""
+    found = _LOCKED_PROMPT_ID.rows(model.pk)
     locked = (
-        SystemPrompt.objects.filter(enabled=True, locked=True, default_for_model=model)
-        .prefetch_related("versions")
-        .first()
+        SystemPrompt.objects.prefetch_related("versions").filter(pk=found[0][0]).first()
+        if found
+        else None
     )
     if locked is not None:
         version = locked.latest_version()
@@ -85,11 +101,14 @@ def conversation_history(
     """The conversation's messages in order (those before message ``before_id``). A long
     conversation is read whole on the way to every first token: plain values in one query, and
     images (a query more) only for a model that is sent them."""
+    model = conversation.model
+    vision = model is not None and model.supports_vision
+    if before_id is None and not vision:  # a turn's: on the way to every first token
+        return [HistoryMessage(*row) for row in _HISTORY.rows(conversation.pk)]
     messages = Message.objects.filter(conversation_id=conversation.pk)
     if before_id is not None:
         messages = messages.filter(id__lt=before_id)
-    model = conversation.model
-    if model is not None and model.supports_vision:
+    if vision:
         return [
             HistoryMessage(m.pk, m.role, m.content, m.status, list(m.images.all()))
             for m in messages.only(

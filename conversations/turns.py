@@ -15,6 +15,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 from django.utils import timezone
 
+from conversations.compiled import CompiledQuery
 from conversations.models import Conversation, LanguageModel, Message, MessageImage
 from conversations.prompting import HistoryMessage, conversation_history
 from conversations.services import message_image_attach
@@ -108,15 +109,25 @@ def _usable_model(conversation: Conversation) -> LanguageModel:
 Ask = Callable[[Conversation, list[HistoryMessage]], None]
 
 
+# The conversation with its model, read again under the lock (an admin may have disabled the
+# model since). of=self: PostgreSQL cannot lock the nullable side of the join to the model.
+_LOCKED_CONVERSATION = CompiledQuery(
+    lambda pk: (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("model")
+        .filter(pk=pk)
+        .order_by()
+    )
+)
+
+
 def _lock_idle(conversation: Conversation) -> tuple[Conversation, list[HistoryMessage]]:
     """Lock the conversation row, read its messages and check no reply is being written: one
     at a time."""
-    # of=self: PostgreSQL cannot lock the nullable side of the join to the model.
-    locked = (
-        Conversation.objects.select_for_update(of=("self",))
-        .select_related("model")
-        .get(pk=conversation.pk)
-    )
+    found = _LOCKED_CONVERSATION.instances(conversation.pk)
+    if not found:
+        raise Conversation.DoesNotExist(f"Conversation {conversation.pk} does not exist.")
+    locked = found[0]
     history = conversation_history(locked)
     # A reply whose writer is gone (its lease ran out) is marked interrupted first: it must not
     # hold the conversation up.
