@@ -182,15 +182,16 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     # --- events from the conversation's group --------------------------------------------------
 
     async def turn_started(self, event: dict[str, Any]) -> None:
-        if event["reply_id"] in self._shown:
-            return  # this socket's snapshot already had the turn
-        self._shown[event["reply_id"]] = 0  # a new reply: nothing shown, nothing missed
-        self._heard_from(event["reply_id"])
-        html = event.get("html") or await db(frames.turn_started_frame_from_db)(
-            self.conversation.pk, event["message_ids"], event["removed_ids"]
-        )
-        await self.send(html)
-        self._ensure_watchdog()
+        if event["reply_id"] not in self._shown:  # else this socket's snapshot had the turn
+            self._shown[event["reply_id"]] = 0  # a new reply: nothing shown, nothing missed
+            self._heard_from(event["reply_id"])
+            html = event.get("html") or await db(frames.turn_started_frame_from_db)(
+                self.conversation.pk, event["message_ids"], event["removed_ids"]
+            )
+            await self.send(html)
+            self._ensure_watchdog()
+        if "delta" in event:  # the reply's first text, if it came before the announcement
+            await self.generation_delta(event["delta"])
 
     async def generation_delta(self, event: dict[str, Any]) -> None:
         reply_id = event["message_id"]

@@ -237,9 +237,10 @@ async def _announce(
     try:
         if not isinstance(html, str | None):
             html = await html
-        await get_channel_layer().group_send(
-            stream_group(conversation_id), _announcement(turn, html)
-        )
+        announcement = _announcement(turn, html)
+        if (delta := generation.first_delta()) is not None:
+            announcement["delta"] = delta
+        await get_channel_layer().group_send(stream_group(conversation_id), announcement)
     finally:
         generation.announced()
 

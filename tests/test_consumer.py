@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import socket
+import time
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 from PIL import Image
 
-from conversations import checkpoints, consumers, generation, turn_start, turns
+from conversations import checkpoints, consumers, generation, reply_reading, turn_start, turns
 from conversations.channel_layer import LocalChannelLayer
 from conversations.db import db
 from conversations.fake_ollama import expected_reply
@@ -586,6 +587,64 @@ async def test_the_turn_goes_on_writing_only_once_its_request_is_on_its_way(
     conversation, tab, reply = await start_reply(owner)
     assert await tab.until_finished(reply.pk) == "complete"
     assert written_when_asked == [True]
+
+
+class RecordingLayer(LocalChannelLayer):
+    """The in-memory layer, keeping what was published to each conversation's sockets."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.published: list[dict] = []  # type: ignore[type-arg]
+
+    async def group_send(self, group: str, message: dict) -> None:  # type: ignore[type-arg]
+        if not group.endswith("-control"):
+            self.published.append(message)
+        await super().group_send(group, message)
+
+
+def announcement_after_first_text(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Hold the rendering of each turn's start until the model's first text has arrived."""
+    render = turn_start._announcement_html
+    readings: list[object] = []
+    reading_init = reply_reading.ReplyReading.__init__
+
+    def keep(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        reading_init(self, *args, **kwargs)
+        readings.append(self)
+
+    def held(turn):  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + 5
+        while not (readings and readings[-1].content) and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.005)
+        return render(turn)
+
+    monkeypatch.setattr(reply_reading.ReplyReading, "__init__", keep)
+    monkeypatch.setattr(turn_start, "_announcement_html", held)
+
+
+async def test_text_that_arrives_before_the_announcement_goes_out_with_it(
+    live, owner, settings, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Once, in the announcement's event (not as an event of its own, which cost every socket
+    another turn of its receive loop), shown after the turn's start and before what follows,
+    and the reply ends up whole: nothing missed, nothing twice."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.RecordingLayer"}}
+    channel_layers.backends.clear()
+    announcement_after_first_text(monkeypatch)
+    conversation, tab, reply = await start_reply(owner)
+    assert await tab.until_finished(reply.pk) == "complete"
+    published = channel_layers["default"].published
+    started = [m for m in published if m["type"] == "turn.started"]
+    assert len(started) == 1 and started[0]["delta"]["seq"] == 1
+    deltas = [m["seq"] for m in published if m["type"] == "generation.delta"]
+    assert deltas and deltas[0] == 2  # the first went with the announcement
+    assert deltas == list(range(2, 2 + len(deltas)))
+    texts = [i for i, f in enumerate(tab.frames) if f'<div id="msg-{reply.pk}-tail" hx-' in f]
+    announcement = next(i for i, f in enumerate(tab.frames) if 'data-role="user"' in f)
+    assert announcement < texts[0]  # the first text comes after the turn it belongs to
+    expected = expected_reply("llama3.2:latest", [{"role": "user", "content": "Hello there"}])
+    assert tab.streamed[reply.pk] == tab.contents[reply.pk] == rendered(expected)
+    await tab.close()
 
 
 class WatchedLayer(LocalChannelLayer):
