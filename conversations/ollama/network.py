@@ -216,8 +216,10 @@ def _is_address(host: str) -> bool:
 
 
 # A connection kept ready is opened this long after the last one was taken: not while the
-# request that took it is being sent, on the same event loop.
-READY_AFTER_SECONDS = 0.5
+# request that took it is being sent, on the same event loop, and soon enough for a message
+# sent right after the last one was stopped (after half a second, as first chosen, a send a
+# tenth of a second after a Stop found none and connected itself).
+READY_AFTER_SECONDS = 0.05
 # A connection kept ready longer than this is not used: under the idle timeouts of the usual
 # proxies (60 s), so that one is not taken just as a proxy closes it, and a firewall has not
 # forgotten it. The next request connects itself, and another is kept ready.
