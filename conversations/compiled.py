@@ -15,12 +15,13 @@ else in the SQL stays as it was the first time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Model, QuerySet
+from django.db.models import Field, Model, Q, QuerySet
+from django.db.models.sql import UpdateQuery
 from django.db.models.sql.compiler import SQLCompiler
 
 M = TypeVar("M", bound=Model)
@@ -104,6 +105,41 @@ class CompiledQuery(Generic[M]):
             klass_info=None if queryset.query.values_select else compiler.klass_info,
             attnames=tuple(getattr(getattr(c, "target", None), "attname", "") for c in columns),
         )
+
+
+class CompiledUpdate:
+    """Some fields of one row, by id, saved with the SQL the ORM builds for
+    ``Model.objects.filter(pk=id).update(...)`` (for the same fields), built once. As that
+    update does, it sends no signals and sets no ``auto_now`` field by itself."""
+
+    def __init__(self, model: type[Model]) -> None:
+        self._model = model
+        self._statements: dict[tuple[str, str, tuple[str, ...]], str] = {}
+
+    def run(self, pk: int, values: Mapping[str, Any], *, using: str = DEFAULT_DB_ALIAS) -> int:
+        """How many rows were updated (0: the row is gone)."""
+        connection = connections[using]
+        names = tuple(values)
+        fields: list[Field[Any, Any]] = [self._model._meta.get_field(n) for n in names]  # type: ignore[misc]
+        params = [f.get_db_prep_save(values[f.name], connection) for f in fields]
+        cache_key = (using, connection.vendor, names)
+        sql = self._statements.get(cache_key)
+        if sql is None:
+            sql = self._statements[cache_key] = self._compile(values, using, len(params))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, pk])
+            return int(cursor.rowcount)
+
+    def _compile(self, values: Mapping[str, Any], using: str, value_count: int) -> str:
+        query = UpdateQuery(self._model)
+        query.add_update_values(dict(values))
+        query.add_q(Q(pk=_KEY))
+        sql, params = query.get_compiler(using=using).as_sql()
+        # The values' placeholders first, in order, then the id's: anything else (a value
+        # written into the SQL, as None is) would be kept for later values.
+        if len(params) != value_count + 1 or params[-1] != _KEY:
+            raise ValueError("only values that take one parameter each can be compiled")
+        return str(sql)
 
 
 def _instance(statement: _Statement, klass_info: dict[str, Any], row: tuple[Any, ...]) -> Any:

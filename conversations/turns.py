@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 from django.utils import timezone
 
-from conversations.compiled import CompiledQuery
+from conversations.compiled import CompiledQuery, CompiledUpdate
 from conversations.models import Conversation, LanguageModel, Message, MessageImage
 from conversations.prompting import HistoryMessage, conversation_history
 from conversations.services import message_image_attach
@@ -120,6 +120,9 @@ _LOCKED_CONVERSATION = CompiledQuery(
     )
 )
 
+# The conversation's time (it moves up the list) and, with a first message, its title.
+_CONVERSATION_UPDATE = CompiledUpdate(Conversation)
+
 
 def _lock_idle(conversation: Conversation) -> tuple[Conversation, list[HistoryMessage]]:
     """Lock the conversation row, read its messages and check no reply is being written: one
@@ -191,11 +194,10 @@ def turn_send(
         reply = _start_reply(locked, model, after=None if images else user_message)
         user_message.images_known(attached)
         locked.updated_at = timezone.now()
-        fields = ["updated_at"]
+        changes: dict[str, object] = {"updated_at": locked.updated_at}
         if not history:
-            locked.title = provisional_title(content)
-            fields.append("title")
-        locked.save(update_fields=fields)
+            locked.title = changes["title"] = provisional_title(content)
+        _CONVERSATION_UPDATE.run(locked.pk, changes)
     return Turn(reply=reply, user_message=user_message)
 
 

@@ -12,12 +12,12 @@ from unittest import mock
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection, connections, transaction
-from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.compiler import SQLCompiler, SQLUpdateCompiler
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conversations import prompting, turns
-from conversations.compiled import CompiledQuery
+from conversations.compiled import CompiledQuery, CompiledUpdate
 from conversations.models import Conversation, LanguageModel, Message, SystemPrompt
 
 pytestmark = pytest.mark.django_db
@@ -156,6 +156,45 @@ def test_a_queryset_that_does_not_use_its_key_is_refused(conversation: Conversat
 def test_values_are_not_taken_for_instances(conversation: Conversation) -> None:
     with pytest.raises(TypeError, match="values"):
         prompting._HISTORY.instances(conversation.pk)  # type: ignore[misc]
+
+
+def test_an_update_changes_the_fields_given_and_nothing_else(
+    conversation: Conversation, user: User, language_model: LanguageModel
+) -> None:
+    """As the queryset's update would: these fields of this row, the others as they were; a
+    row that is gone is 0 rows. Built once for a set of fields, and again for another."""
+    other = Conversation.objects.create(
+        owner=user, title="Other", model=language_model, model_name=language_model.name
+    )
+    before = _field_values(Conversation.objects.get(pk=conversation.pk))
+    later = timezone.now() + timedelta(hours=1)
+    update = CompiledUpdate(Conversation)
+    built: list[int] = []
+    as_sql = SQLUpdateCompiler.as_sql
+
+    def counting(self: SQLUpdateCompiler, *args: Any, **kwargs: Any) -> Any:
+        built.append(1)
+        return as_sql(self, *args, **kwargs)
+
+    with mock.patch.object(SQLUpdateCompiler, "as_sql", counting):
+        assert update.run(conversation.pk, {"updated_at": later, "title": "Lisbon, again"}) == 1
+        assert update.run(conversation.pk, {"updated_at": later, "title": "Lisbon in May"}) == 1
+        assert update.run(other.pk + 1000, {"updated_at": later, "title": "Nobody"}) == 0
+        assert update.run(other.pk, {"updated_at": later}) == 1
+    assert len(built) == 2
+    after = _field_values(Conversation.objects.get(pk=conversation.pk))
+    assert after == {**before, "updated_at": later, "title": "Lisbon in May"}
+    assert Conversation.objects.get(pk=other.pk).title == "Other"
+    assert Conversation.objects.get(pk=other.pk).updated_at == later
+
+
+def test_an_update_with_a_value_written_into_its_sql_is_refused(
+    conversation: Conversation,
+) -> None:
+    """None becomes NULL in the SQL itself, not a parameter: kept, it would be every later
+    value too."""
+    with pytest.raises(ValueError, match="one parameter each"):
+        CompiledUpdate(Conversation).run(conversation.pk, {"system_prompt_version": None})
 
 
 @pytest.mark.skipif(
