@@ -108,38 +108,50 @@ class CompiledQuery(Generic[M]):
 
 
 class CompiledUpdate:
-    """Some fields of one row, by id, saved with the SQL the ORM builds for
-    ``Model.objects.filter(pk=id).update(...)`` (for the same fields), built once. As that
-    update does, it sends no signals and sets no ``auto_now`` field by itself."""
+    """Some fields of one row, by id (and ``where``, a fixed condition), saved with the SQL the
+    ORM builds for ``Model.objects.filter(where, pk=id).update(...)`` for the same fields,
+    built once. As that update does, it sends no signals and sets no ``auto_now`` field."""
 
-    def __init__(self, model: type[Model]) -> None:
+    def __init__(self, model: type[Model], *, where: Q | None = None) -> None:
         self._model = model
-        self._statements: dict[tuple[str, str, tuple[str, ...]], str] = {}
+        self._where = where
+        # Per database and fields: the SQL, the condition's parameters, where the id goes.
+        self._statements: dict[tuple[str, str, tuple[str, ...]], tuple[str, list[Any], int]] = {}
 
     def run(self, pk: int, values: Mapping[str, Any], *, using: str = DEFAULT_DB_ALIAS) -> int:
-        """How many rows were updated (0: the row is gone)."""
+        """How many rows were updated (0: the row is gone, or does not meet ``where``)."""
         connection = connections[using]
         names = tuple(values)
         fields: list[Field[Any, Any]] = [self._model._meta.get_field(n) for n in names]  # type: ignore[misc]
         params = [f.get_db_prep_save(values[f.name], connection) for f in fields]
         cache_key = (using, connection.vendor, names)
-        sql = self._statements.get(cache_key)
-        if sql is None:
-            sql = self._statements[cache_key] = self._compile(values, using, len(params))
+        statement = self._statements.get(cache_key)
+        if statement is None:
+            statement = self._statements[cache_key] = self._compile(values, using, params)
+        sql, condition, key_position = statement
+        condition = list(condition)
+        condition[key_position] = pk
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, pk])
+            cursor.execute(sql, [*params, *condition])
             return int(cursor.rowcount)
 
-    def _compile(self, values: Mapping[str, Any], using: str, value_count: int) -> str:
+    def _compile(
+        self, values: Mapping[str, Any], using: str, prepared: list[Any]
+    ) -> tuple[str, list[Any], int]:
+        if any(v is None or hasattr(v, "resolve_expression") for v in values.values()):
+            # Written into the SQL itself (NULL, an expression): kept for every later value.
+            raise ValueError("only values that take one parameter each can be compiled")
         query = UpdateQuery(self._model)
         query.add_update_values(dict(values))
-        query.add_q(Q(pk=_KEY))
+        query.add_q(Q(pk=_KEY) & self._where if self._where is not None else Q(pk=_KEY))
         sql, params = query.get_compiler(using=using).as_sql()
-        # The values' placeholders first, in order, then the id's: anything else (a value
-        # written into the SQL, as None is) would be kept for later values.
-        if len(params) != value_count + 1 or params[-1] != _KEY:
+        # The values' parameters first, in order (as this call prepared them), then the
+        # condition's, the id among them.
+        condition = list(params[len(prepared) :])
+        key_positions = [i for i, v in enumerate(condition) if type(v) is int and v == _KEY]
+        if list(params[: len(prepared)]) != prepared or len(key_positions) != 1:
             raise ValueError("only values that take one parameter each can be compiled")
-        return str(sql)
+        return str(sql), condition, key_positions[0]
 
 
 def _instance(statement: _Statement, klass_info: dict[str, Any], row: tuple[Any, ...]) -> Any:

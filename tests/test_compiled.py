@@ -12,6 +12,8 @@ from unittest import mock
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection, connections, transaction
+from django.db.models import Q
+from django.db.models.functions import Upper
 from django.db.models.sql.compiler import SQLCompiler, SQLUpdateCompiler
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -188,6 +190,28 @@ def test_an_update_changes_the_fields_given_and_nothing_else(
     assert Conversation.objects.get(pk=other.pk).updated_at == later
 
 
+def test_an_update_with_a_condition_leaves_the_rows_that_do_not_meet_it(
+    conversation: Conversation,
+) -> None:
+    """As a checkpoint is written: only a reply still streaming; one that has ended (or was
+    swept as lost) keeps what it has, and the caller hears 0 rows."""
+    streaming, ended = (
+        Message.objects.create(
+            conversation=conversation, role="assistant", status=status, content="So far"
+        )
+        for status in ("streaming", "complete")
+    )
+    checkpoint = CompiledUpdate(Message, where=Q(status="streaming"))
+    lease = timezone.now() + timedelta(seconds=20)
+    changes = {"content": "So far, and more", "thinking": "", "lease_expires_at": lease}
+    assert checkpoint.run(streaming.pk, changes) == 1
+    assert checkpoint.run(ended.pk, changes) == 0
+    streaming.refresh_from_db()
+    ended.refresh_from_db()
+    assert (streaming.content, streaming.lease_expires_at) == ("So far, and more", lease)
+    assert (ended.content, ended.lease_expires_at) == ("So far", None)
+
+
 def test_an_update_with_a_value_written_into_its_sql_is_refused(
     conversation: Conversation,
 ) -> None:
@@ -195,6 +219,12 @@ def test_an_update_with_a_value_written_into_its_sql_is_refused(
     value too."""
     with pytest.raises(ValueError, match="one parameter each"):
         CompiledUpdate(Conversation).run(conversation.pk, {"system_prompt_version": None})
+    with pytest.raises(ValueError, match="one parameter each"):
+        CompiledUpdate(Conversation, where=Q(archived=False)).run(
+            conversation.pk, {"system_prompt_version": None, "title": "Kept apart"}
+        )
+    with pytest.raises(ValueError, match="one parameter each"):
+        CompiledUpdate(Conversation).run(conversation.pk, {"title": Upper("title")})
 
 
 @pytest.mark.skipif(
