@@ -115,16 +115,19 @@ class CompiledUpdate:
     def __init__(self, model: type[Model], *, where: Q | None = None) -> None:
         self._model = model
         self._where = where
-        # Per database and fields: the SQL, the condition's parameters, where the id goes.
-        self._statements: dict[tuple[str, str, tuple[str, ...]], tuple[str, list[Any], int]] = {}
+        # Per database, fields and which values are NULL (written into the SQL, not passed):
+        # the SQL, the condition's parameters, and where the id goes among them.
+        self._statements: dict[tuple[Any, ...], tuple[str, list[Any], int]] = {}
 
     def run(self, pk: int, values: Mapping[str, Any], *, using: str = DEFAULT_DB_ALIAS) -> int:
         """How many rows were updated (0: the row is gone, or does not meet ``where``)."""
         connection = connections[using]
         names = tuple(values)
         fields: list[Field[Any, Any]] = [self._model._meta.get_field(n) for n in names]  # type: ignore[misc]
-        params = [f.get_db_prep_save(values[f.name], connection) for f in fields]
-        cache_key = (using, connection.vendor, names)
+        prepared = [f.get_db_prep_save(values[f.name], connection) for f in fields]
+        nulls = tuple(value is None for value in prepared)
+        params = [value for value in prepared if value is not None]
+        cache_key = (using, connection.vendor, names, nulls)
         statement = self._statements.get(cache_key)
         if statement is None:
             statement = self._statements[cache_key] = self._compile(values, using, params)
@@ -136,21 +139,20 @@ class CompiledUpdate:
             return int(cursor.rowcount)
 
     def _compile(
-        self, values: Mapping[str, Any], using: str, prepared: list[Any]
+        self, values: Mapping[str, Any], using: str, params: list[Any]
     ) -> tuple[str, list[Any], int]:
-        if any(v is None or hasattr(v, "resolve_expression") for v in values.values()):
-            # Written into the SQL itself (NULL, an expression): kept for every later value.
-            raise ValueError("only values that take one parameter each can be compiled")
+        if any(hasattr(value, "resolve_expression") for value in values.values()):
+            raise ValueError("an expression cannot be compiled: it is part of the SQL")
         query = UpdateQuery(self._model)
         query.add_update_values(dict(values))
         query.add_q(Q(pk=_KEY) & self._where if self._where is not None else Q(pk=_KEY))
-        sql, params = query.get_compiler(using=using).as_sql()
-        # The values' parameters first, in order (as this call prepared them), then the
-        # condition's, the id among them.
-        condition = list(params[len(prepared) :])
+        sql, compiled_params = query.get_compiler(using=using).as_sql()
+        # The values' parameters first, in order, as this call prepared them (a NULL is written
+        # into the SQL), then the condition's, the id among them.
+        condition = list(compiled_params[len(params) :])
         key_positions = [i for i, v in enumerate(condition) if type(v) is int and v == _KEY]
-        if list(params[: len(prepared)]) != prepared or len(key_positions) != 1:
-            raise ValueError("only values that take one parameter each can be compiled")
+        if list(compiled_params[: len(params)]) != params or len(key_positions) != 1:
+            raise ValueError("the update's parameters are not its values and the id")
         return str(sql), condition, key_positions[0]
 
 

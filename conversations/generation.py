@@ -21,6 +21,7 @@ from contextlib import suppress
 from typing import Any
 
 from channels.layers import BaseChannelLayer, get_channel_layer
+from django.db.models import Q
 
 from conversations import frames
 from conversations.checkpoints import (
@@ -30,6 +31,7 @@ from conversations.checkpoints import (
     checkpoints_leave,
     lease_renewal_seconds,
 )
+from conversations.compiled import CompiledUpdate
 from conversations.db import db
 from conversations.groups import control_group, stream_group
 from conversations.models import Message
@@ -340,9 +342,13 @@ _SHUTDOWN_MESSAGE = (
 def _finish(reply_id: int, fields: dict[str, Any]) -> tuple[bool, str | None]:
     """Save the outcome and render the reply's final frame, in one trip to the database
     thread."""
-    if not Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(**fields):
+    if not _OUTCOME.run(reply_id, fields):
         return False, None
     return True, frames.finished_frame(reply_id)
+
+
+# A reply's outcome, once: only a reply still streaming (not one swept as lost meanwhile).
+_OUTCOME = CompiledUpdate(Message, where=Q(status=Message.Status.STREAMING))
 
 
 # --- starting and stopping ---------------------------------------------------------------------

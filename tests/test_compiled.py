@@ -212,18 +212,28 @@ def test_an_update_with_a_condition_leaves_the_rows_that_do_not_meet_it(
     assert (ended.content, ended.lease_expires_at) == ("So far", None)
 
 
-def test_an_update_with_a_value_written_into_its_sql_is_refused(
-    conversation: Conversation,
-) -> None:
-    """None becomes NULL in the SQL itself, not a parameter: kept, it would be every later
-    value too."""
-    with pytest.raises(ValueError, match="one parameter each"):
-        CompiledUpdate(Conversation).run(conversation.pk, {"system_prompt_version": None})
-    with pytest.raises(ValueError, match="one parameter each"):
-        CompiledUpdate(Conversation, where=Q(archived=False)).run(
-            conversation.pk, {"system_prompt_version": None, "title": "Kept apart"}
-        )
-    with pytest.raises(ValueError, match="one parameter each"):
+def test_an_update_writes_null_and_then_values_again(conversation: Conversation) -> None:
+    """A NULL is written into the SQL, not passed: an update with one is built apart, and the
+    same fields with a value again take the value."""
+    update = CompiledUpdate(Message, where=Q(status="streaming"))
+    reply = Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        status="streaming",
+        lease_expires_at=timezone.now(),
+    )
+    later = timezone.now() + timedelta(minutes=1)
+    assert update.run(reply.pk, {"error": "", "lease_expires_at": None}) == 1
+    reply.refresh_from_db()
+    assert reply.lease_expires_at is None
+    assert update.run(reply.pk, {"error": "Stopped.", "lease_expires_at": later}) == 1
+    reply.refresh_from_db()
+    assert (reply.error, reply.lease_expires_at) == ("Stopped.", later)
+
+
+def test_an_update_with_an_expression_is_refused(conversation: Conversation) -> None:
+    """An expression is part of the SQL itself: built once, it would be every later value."""
+    with pytest.raises(ValueError, match="expression"):
         CompiledUpdate(Conversation).run(conversation.pk, {"title": Upper("title")})
 
 
