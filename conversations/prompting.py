@@ -73,7 +73,9 @@ def system_prompt_text(conversation: Conversation, model: LanguageModel) -> str:
     before the lock; otherwise the conversation keeps the text it started with."""
     found = _LOCKED_PROMPT_ID.rows(model.pk)
     locked = (
-        SystemPrompt.objects.prefetch_related("versions").filter(pk=found[0][0]).first()
+        SystemPrompt.objects.prefetch_related("versions")
+        .filter(pk=found[0][0], enabled=True, locked=True)
+        .first()
         if found
         else None
     )

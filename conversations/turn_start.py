@@ -238,8 +238,12 @@ async def _announce(
         if not isinstance(html, str | None):
             html = await html
         announcement = _announcement(turn, html)
-        if (delta := generation.first_delta()) is not None:
-            announcement["delta"] = delta
+        try:
+            if (delta := generation.first_delta()) is not None:
+                announcement["delta"] = delta
+        except Exception:
+            # The start goes out without it: pages find the gap and ask for the text so far.
+            logger.exception("Could not render the first text of reply %s", turn.reply.pk)
         await get_channel_layer().group_send(stream_group(conversation_id), announcement)
     finally:
         generation.announced()

@@ -4,7 +4,8 @@ what its queryset gives, on SQLite and (make test-postgres) PostgreSQL, and is b
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -12,9 +13,10 @@ from unittest import mock
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection, connections, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Upper
 from django.db.models.sql.compiler import SQLCompiler, SQLUpdateCompiler
+from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -113,8 +115,7 @@ def test_the_history_rows_are_the_querysets(
 def test_the_locked_prompt_is_found_whatever_the_models_id(
     language_model: LanguageModel,
 ) -> None:
-    """The query's other values (enabled, locked: True, which equals 1) stay as they are when
-    the model's id is 1 or not; and a locked prompt of another model is not this one's."""
+    """Only a prompt enabled and locked to this model, not one of another model's."""
     other_model = LanguageModel.objects.create(name="qwen3:8b", enabled=True)
     for model in (language_model, other_model):
         assert prompting._LOCKED_PROMPT_ID.rows(model.pk) == []
@@ -232,9 +233,47 @@ def test_an_update_writes_null_and_then_values_again(conversation: Conversation)
 
 
 def test_an_update_with_an_expression_is_refused(conversation: Conversation) -> None:
-    """An expression is part of the SQL itself: built once, it would be every later value."""
+    """An expression is part of the SQL itself: built once, it would be every later value; and
+    given after a plain value, it would be saved as its own name."""
+    update = CompiledUpdate(Conversation)
     with pytest.raises(ValueError, match="expression"):
-        CompiledUpdate(Conversation).run(conversation.pk, {"title": Upper("title")})
+        update.run(conversation.pk, {"title": Upper("title")})
+    assert update.run(conversation.pk, {"title": "Plain"}) == 1
+    with pytest.raises(ValueError, match="expression"):
+        update.run(conversation.pk, {"title": F("title")})
+    assert Conversation.objects.get(pk=conversation.pk).title == "Plain"
+
+
+def test_an_update_takes_a_relation_by_object_or_by_id(
+    conversation: Conversation, language_model: LanguageModel
+) -> None:
+    other_model = LanguageModel.objects.create(name="qwen3:8b", enabled=True)
+    update = CompiledUpdate(Conversation)
+    assert update.run(conversation.pk, {"model": other_model}) == 1
+    assert Conversation.objects.get(pk=conversation.pk).model_id == other_model.pk
+    assert update.run(conversation.pk, {"model_id": language_model.pk}) == 1
+    assert Conversation.objects.get(pk=conversation.pk).model_id == language_model.pk
+
+
+@pytest.mark.django_db(transaction=True)  # outside any transaction, as a caller could be
+def test_a_locking_query_outside_a_transaction_is_refused_as_the_orm_refuses_it(
+    conversation: Conversation,
+) -> None:
+    """Django refuses SELECT … FOR UPDATE outside a transaction where the database locks rows
+    (it would lock nothing); built once, the query still does."""
+
+    def refused(run: Callable[[], object]) -> bool:
+        try:
+            run()
+        except TransactionManagementError:
+            return True
+        return False
+
+    with transaction.atomic():
+        turns._LOCKED_CONVERSATION.instances(conversation.pk)  # built in a transaction
+    orm = refused(lambda: list(Conversation.objects.select_for_update().filter(pk=conversation.pk)))
+    assert refused(lambda: turns._LOCKED_CONVERSATION.instances(conversation.pk)) == orm
+    assert orm == (connection.vendor == "postgresql")
 
 
 @pytest.mark.skipif(
@@ -280,10 +319,24 @@ def test_the_turns_lock_holds_a_second_turn_until_the_first_is_written(
     assert first_locked.wait(5)
     waiter = threading.Thread(target=second)
     waiter.start()
-    waiter.join(0.5)
-    assert waiter.is_alive()  # waiting for the lock, not reading past it
+    assert _a_session_waits_for_a_lock()  # the second turn, not reading past the first's lock
+    assert waiter.is_alive()
     first_may_go.set()
     holder.join(5)
     waiter.join(5)
     assert outcome == ["refused"]
     assert conversation.messages.filter(role="assistant").count() == 1
+
+
+def _a_session_waits_for_a_lock(seconds: float = 5) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            if cursor.fetchone()[0]:
+                return True
+        time.sleep(0.02)
+    return False
