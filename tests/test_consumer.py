@@ -647,6 +647,60 @@ async def test_text_that_arrives_before_the_announcement_goes_out_with_it(
     await tab.close()
 
 
+async def test_a_page_that_joined_before_the_announcement_keeps_the_first_text_for_the_state(
+    live, owner, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A page whose snapshot already showed the streaming reply waits for the reply's state;
+    the first text that came with the announcement is kept for it, and shown after it if the
+    state did not have it yet: no text lost, and no second request for the state."""
+    conversation = await new_conversation(owner)
+
+    def streaming_reply() -> Message:
+        return Message.objects.create(
+            conversation=conversation, role="assistant", status="streaming", content=""
+        )
+
+    reply = await sync_to_async(streaming_reply)()
+    socket = consumers.ConversationConsumer()
+    socket.conversation = conversation
+    socket._shown, socket._held, socket._asked_at, socket._heard_at = {}, {}, {}, {}
+    socket._watchdog = None
+    sent: list[str] = []
+    asked: list[int] = []
+
+    async def send(html: str) -> None:
+        sent.append(html)
+
+    async def request_state(reply_id: int) -> None:
+        asked.append(reply_id)
+        socket._shown[reply_id] = None
+
+    monkeypatch.setattr(socket, "send", send)
+    monkeypatch.setattr(socket, "_request_state", request_state)
+    await request_state(reply.pk)  # as the snapshot of a reply already streaming does
+    first = {"type": "generation.delta", "message_id": reply.pk, "seq": 1, "html": "<p>Hi</p>"}
+    await socket.turn_started(
+        {
+            "reply_id": reply.pk,
+            "message_ids": [reply.pk],
+            "removed_ids": [],
+            "html": "<start/>",
+            "delta": first,
+        }
+    )
+    assert sent == []  # the page shows the reply already; the text waits for the state
+    await socket.generation_state(
+        {"message_id": reply.pk, "seq": 0, "content": "", "thinking": "", "committed": 0}
+    )
+    assert sent[-1] == "<p>Hi</p>"
+    assert asked == [reply.pk]
+    await socket.generation_delta({**first, "seq": 2, "html": "<p>there</p>"})
+    assert sent[-1] == "<p>there</p>" and asked == [reply.pk]
+    watchdog: asyncio.Task[None] | None = getattr(socket, "_watchdog", None)
+    if watchdog is not None:  # started by the state: nothing left for it to watch
+        watchdog.cancel()
+
+
 class WatchedLayer(LocalChannelLayer):
     """The in-memory layer, watching the replies' stop-and-sync listeners: it counts the
     cancels of their receives. As ``Deaf``, it also loses the request to stop listening and
