@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.db.models import QuerySet
 
 from conversations.compiled import CompiledQuery
 from conversations.models import Conversation, LanguageModel, Message, MessageImage, SystemPrompt
@@ -60,12 +61,17 @@ _LOCKED_PROMPT_ID = CompiledQuery(
         enabled=True, locked=True, default_for_model_id=model_id
     ).values_list("id", flat=True)[:1]
 )
-# A conversation's history as a turn reads it (the values of HistoryMessage, in order).
-_HISTORY = CompiledQuery(
-    lambda conversation_id: Message.objects.filter(conversation_id=conversation_id).values_list(
+
+
+def _history_values(conversation_id: int) -> QuerySet[Message, tuple[int, str, str, str]]:
+    """A conversation's messages in order, as the values of ``HistoryMessage``."""
+    return Message.objects.filter(conversation_id=conversation_id).values_list(
         "id", "role", "content", "status"
     )
-)
+
+
+# The history as a turn reads it, on the way to every first token.
+_HISTORY = CompiledQuery(_history_values)
 
 
 def system_prompt_text(conversation: Conversation, model: LanguageModel) -> str:
@@ -105,19 +111,20 @@ def conversation_history(
     images (a query more) only for a model that is sent them."""
     model = conversation.model
     vision = model is not None and model.supports_vision
-    if before_id is None and not vision:  # a turn's: on the way to every first token
-        return [HistoryMessage(*row) for row in _HISTORY.rows(conversation.pk)]
-    messages = Message.objects.filter(conversation_id=conversation.pk)
-    if before_id is not None:
-        messages = messages.filter(id__lt=before_id)
     if vision:
+        messages = Message.objects.filter(conversation_id=conversation.pk)
+        if before_id is not None:
+            messages = messages.filter(id__lt=before_id)
         return [
             HistoryMessage(m.pk, m.role, m.content, m.status, list(m.images.all()))
             for m in messages.only(
                 "id", "conversation_id", "role", "content", "status"
             ).prefetch_related("images")
         ]
-    return [HistoryMessage(*row) for row in messages.values_list("id", "role", "content", "status")]
+    if before_id is None:  # a turn's: on the way to every first token
+        return [HistoryMessage(*row) for row in _HISTORY.rows(conversation.pk)]
+    earlier = _history_values(conversation.pk).filter(id__lt=before_id)
+    return [HistoryMessage(*row) for row in earlier]
 
 
 def _as_chat_message(message: HistoryMessage) -> ChatMessage:
