@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -32,17 +33,24 @@ def _field_values(instance: object) -> dict[str, object]:
     return {f.attname: getattr(instance, f.attname) for f in meta.concrete_fields}
 
 
-@pytest.fixture
-def compile_count() -> Iterator[list[int]]:
-    """How many times the ORM built a SELECT's SQL."""
+@contextmanager
+def sql_builds(compiler: type[SQLCompiler]) -> Iterator[list[int]]:
+    """One item for each time the ORM builds SQL with ``compiler`` (its ``as_sql``)."""
     built: list[int] = []
-    as_sql = SQLCompiler.as_sql
+    as_sql = compiler.as_sql
 
     def counting(self: SQLCompiler, *args: Any, **kwargs: Any) -> Any:
         built.append(1)
         return as_sql(self, *args, **kwargs)
 
-    with mock.patch.object(SQLCompiler, "as_sql", counting):
+    with mock.patch.object(compiler, "as_sql", counting):
+        yield built
+
+
+@pytest.fixture
+def compile_count() -> Iterator[list[int]]:
+    """How many times the ORM built a SELECT's SQL."""
+    with sql_builds(SQLCompiler) as built:
         yield built
 
 
@@ -172,14 +180,7 @@ def test_an_update_changes_the_fields_given_and_nothing_else(
     before = _field_values(Conversation.objects.get(pk=conversation.pk))
     later = timezone.now() + timedelta(hours=1)
     update = CompiledUpdate(Conversation)
-    built: list[int] = []
-    as_sql = SQLUpdateCompiler.as_sql
-
-    def counting(self: SQLUpdateCompiler, *args: Any, **kwargs: Any) -> Any:
-        built.append(1)
-        return as_sql(self, *args, **kwargs)
-
-    with mock.patch.object(SQLUpdateCompiler, "as_sql", counting):
+    with sql_builds(SQLUpdateCompiler) as built:
         assert update.run(conversation.pk, {"updated_at": later, "title": "Lisbon, again"}) == 1
         assert update.run(conversation.pk, {"updated_at": later, "title": "Lisbon in May"}) == 1
         assert update.run(other.pk + 1000, {"updated_at": later, "title": "Nobody"}) == 0
