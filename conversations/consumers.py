@@ -26,8 +26,14 @@ from conversations.forms import EditForm, SendForm, first_error
 from conversations.groups import control_group, stream_group
 from conversations.models import Conversation, Message
 from conversations.ownership import aget_conversation_for_user
-from conversations.turn_start import EarlyStart, turn_announce_and_start, turn_prepare
+from conversations.turn_start import (
+    TURN_NOT_SAVED,
+    EarlyStart,
+    turn_announce_and_start,
+    turn_prepare,
+)
 from conversations.turns import (
+    Turn,
     TurnRefused,
     lost_replies_sweep,
     refusal_text,
@@ -40,7 +46,6 @@ logger = logging.getLogger(__name__)
 
 # A frame carries one message and a few form fields; anything much larger is refused unread.
 FRAME_OVERHEAD = 4096
-TURN_NOT_SAVED = "Your message could not be saved. Try again in a moment."
 # How long to wait for a running reply's state before asking again.
 SYNC_RETRY_SECONDS = 2.0
 
@@ -58,6 +63,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def connect(self) -> None:
         self._shown, self._held, self._asked_at, self._heard_at = {}, {}, {}, {}
         self._watchdog: asyncio.Task[None] | None = None
+        # Turns this socket showed before they were written, until written.
+        self._writing: set[asyncio.Task[None]] = set()
         user = self.scope.get("user")
         conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
         try:
@@ -94,6 +101,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def disconnect(self, code: int) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
+        for writing in self._writing:
+            writing.cancel()  # the turn goes on being written; nobody is left to tell
         if hasattr(self, "conversation"):
             await self.channel_layer.group_discard(
                 stream_group(self.conversation.pk), self.channel_name
@@ -134,9 +143,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.send(frames.error_frame(first_error(form)))
             return
         content = form.cleaned_data["content"]
-        started = await self._start_turn(turn_send, content=content)
-        if started:
-            await self.send(frames.composer_reset_frame())
+        await self._start_turn(turn_send, content=content, shown_first=True, clears_composer=True)
 
     async def _edit_message(self, data: dict[str, Any]) -> None:
         form = EditForm(data)
@@ -160,24 +167,66 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             {"type": "generation.stop", "message_id": int(reply_id)},
         )
 
-    async def _start_turn(self, action: Any, **kwargs: Any) -> bool:
+    async def _start_turn(
+        self,
+        action: Any,
+        *,
+        shown_first: bool = False,
+        clears_composer: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        """``shown_first``: the action can show the turn before writing it (a text send);
+        ``clears_composer``: once the turn is saved, the composer is emptied."""
         early = EarlyStart(self.conversation.pk)
+        if shown_first:
+            kwargs["show"] = early.show
+        trip = asyncio.ensure_future(turn_prepare(action, self.conversation, early, **kwargs))
+        shown = False
         try:
-            turn, html = await turn_prepare(action, self.conversation, early, **kwargs)
+            # A turn shown before it is written goes on writing once this page has its start:
+            # this socket handles its messages one at a time, and the start would otherwise
+            # wait in its queue until this handler returns, after the commit.
+            waited: list[asyncio.Future[Any]] = [trip, early.started]
+            await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+            if early.started.done() and (announcement := early.started.result()) is not None:
+                await self.turn_started(announcement)
+                shown = True
+        except asyncio.CancelledError:
+            trip.cancel()  # as when the trip itself is awaited: the socket is closing
+            raise
+        finally:
+            early.page_has_start()
+        if shown and not trip.done():
+            # Its reply's first text may be queued behind this handler: relay it meanwhile.
+            task = asyncio.create_task(self._turn_written(trip, early, clears_composer))
+            self._writing.add(task)
+            task.add_done_callback(self._writing.discard)
+            return
+        await self._turn_written(trip, early, clears_composer)
+
+    async def _turn_written(
+        self,
+        trip: asyncio.Future[tuple[Turn, str | None]],
+        early: EarlyStart,
+        clears_composer: bool,
+    ) -> None:
+        try:
+            turn, html = await trip
         except (TurnRefused, ValidationError) as refused:
             await self.send(frames.error_frame(refusal_text(refused)))
-            return False
+            return
         except DatabaseError:
-            # Nothing of the turn was saved (and what was asked of Ollama is stopped): the
-            # composer keeps the text to send again.
+            # Nothing of the turn was saved (and what was asked of Ollama is stopped; a turn
+            # already shown is taken back from every page): the composer keeps the text.
             logger.exception("Could not save a turn in conversation %s", self.conversation.pk)
             await self.send(frames.error_frame(TURN_NOT_SAVED))
-            return False
+            return
         # Asked already, the reply starts and is announced by itself: this socket goes on to
         # relay it (a handler that waited would hold the announcement and the first token up).
         if not early.asked:  # the request could not be built: try again, or fail the reply
             await turn_announce_and_start(self.conversation.pk, turn, html)
-        return True
+        if clears_composer:
+            await self.send(frames.composer_reset_frame())
 
     # --- events from the conversation's group --------------------------------------------------
 
@@ -192,6 +241,18 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             self._ensure_watchdog()
         if "delta" in event:  # the reply's first text, if it came before the announcement
             await self.generation_delta(event["delta"])
+
+    async def turn_retracted(self, event: dict[str, Any]) -> None:
+        """A turn shown before it was written could not be written: show the conversation as
+        the database has it (without the turn), and why."""
+        reply_id = event["reply_id"]
+        for state in (self._shown, self._held, self._asked_at, self._heard_at):
+            state.pop(reply_id, None)
+        snapshot, streaming = await _snapshot(self.conversation)
+        await self.send(snapshot)
+        await self.send(frames.error_frame(event["error"]))
+        for streaming_id in streaming:  # as on a reconnect: a turn started meanwhile
+            await self._request_state(streaming_id)
 
     async def generation_delta(self, event: dict[str, Any]) -> None:
         reply_id = event["message_id"]

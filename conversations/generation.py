@@ -76,6 +76,8 @@ class Generation:
         self.markdown = StreamingMarkdown()
         self.stop_requested = False
         self.row_lost = False
+        # Its turn was shown but never saved: it writes and publishes nothing more.
+        self.discarded = False
         # Nothing is published before the turn is announced: a delta must not reach a page
         # before the reply it belongs to.
         self._announced = asyncio.Event()
@@ -85,6 +87,8 @@ class Generation:
         # will have written.
         self._saved = self._due = (0, 0)
         self._saved_at = time.monotonic()
+        # Its running task, once launched.
+        self.task: asyncio.Task[None] | None = None
 
     # --- the life of a reply -----------------------------------------------------------------
 
@@ -130,6 +134,8 @@ class Generation:
             await self._quietly(
                 self.layer.group_discard(control_group(self.conversation_id), control)
             )
+        if self.discarded:
+            return
         finished: dict[str, Any] = {"type": "generation.finished", "message_id": self.reply_id}
         try:
             saved, finished["html"] = await self._save_outcome(status, error)
@@ -159,6 +165,14 @@ class Generation:
         self.stop_requested = True
         self.reading.stop()
 
+    def discard(self) -> None:
+        """Stop a reply whose turn was shown before it was written, and then not written: it
+        has no row, and on SQLite its id goes to the next turn, so nothing more is saved or
+        published under that id."""
+        self.discarded = True
+        self.row_lost = True
+        self.stop()
+
     # --- publishing --------------------------------------------------------------------------
 
     async def _publish(self) -> None:
@@ -172,6 +186,8 @@ class Generation:
             await asyncio.sleep(BATCH_SECONDS)
 
     async def _flush(self) -> None:
+        if self.discarded:
+            return
         event = self._next_delta()
         if event is not None:
             # A lost delta costs viewers some text until the final frame, never the saved reply.
@@ -280,6 +296,8 @@ class Generation:
     def checkpoint_due(self, now: float) -> Checkpoint | None:
         """The text so far, once a second at most; or, while nothing arrives (a model loading),
         just often enough to renew the lease."""
+        if self.discarded:
+            return None
         waited = now - self._saved_at
         self._due = (len(self.reading.content), len(self.reading.thinking))
         if waited < CHECKPOINT_SECONDS:
@@ -386,10 +404,10 @@ async def generation_prepare(
     return generation
 
 
-def generation_launch(generation: Generation) -> None:
+def generation_launch(generation: Generation) -> asyncio.Task[None]:
     """Run on this worker's event loop; the task outlives whoever launched it. It reads what
     Ollama was asked, and publishes once ``announced``."""
-    _spawn(generation.run(), name=f"reply-{generation.reply_id}")
+    return _spawn(generation.run(), name=f"reply-{generation.reply_id}")
 
 
 _tasks: set[asyncio.Task[None]] = set()

@@ -37,8 +37,12 @@ logger = logging.getLogger(__name__)
 # How long a turn waits, holding its lock, for its request to reach Ollama before it goes on
 # writing: enough for a new connection, with TLS, on a local network.
 REQUEST_WRITE_WAIT_SECONDS = 0.05
+# How long a turn shown before it is written waits, holding its lock, for the asking page to
+# be sent its start before it goes on writing.
+PAGE_START_WAIT_SECONDS = 0.05
 # At shutdown, how long the replies being started get to finish starting.
 STARTS_SETTLE_SECONDS = 2.0
+TURN_NOT_SAVED = "Your message could not be saved. Try again in a moment."
 REPLY_NOT_PREPARED = "The reply could not be prepared."
 REPLY_NOT_STARTED = "The reply could not be started. Press Regenerate to try again."
 
@@ -55,7 +59,13 @@ class EarlyStart:
         self.asked = False
         self._sent = threading.Event()
         self._turn: asyncio.Future[Turn | None] = self.loop.create_future()
+        self._saved: asyncio.Future[bool] = self.loop.create_future()
         self._announcement: asyncio.Future[str | None] = self.loop.create_future()
+        # The announcement as published, for the page that asked (None: there is none for it
+        # to send itself); and, set by that page, that it has sent it.
+        self.started: asyncio.Future[dict[str, Any] | None] = self.loop.create_future()
+        self._page_has_start = threading.Event()
+        self.shown = False
 
     def ask(self, conversation: Conversation, history: list[HistoryMessage]) -> None:
         """In the database thread, under the turn's lock: build the request and ask Ollama
@@ -77,9 +87,32 @@ class EarlyStart:
         # first token takes longer than the writes and the announcement that follow.
         self._sent.wait(REQUEST_WRITE_WAIT_SECONDS)
 
+    def show(self, turn: Turn) -> None:
+        """In the database thread, under the turn's lock, before the turn's rows are written:
+        start the reply and announce it now. The writes and the commit then happen after the
+        first token rather than before it.
+
+        Waits, without the interpreter lock, until the asking page has been sent the start:
+        the event loop publishing it and this thread inserting would each wait for the lock
+        (measured: the start then went out no sooner than when it was rendered last)."""
+        self.shown = True
+        # Rendered before the loop hears of the turn: what the loop does to start the reply
+        # would otherwise share the interpreter lock with the rendering.
+        html = _announcement_html(turn)
+        self.loop.call_soon_threadsafe(_turn_shown, self._turn, turn, self._announcement, html)
+        self._page_has_start.wait(PAGE_START_WAIT_SECONDS)
+
+    def page_has_start(self) -> None:
+        """On the loop: the asking page has been sent the start (or will not be). The turn
+        goes on writing after the loop's next turn: daphne's transport writes what it is given
+        then, not at once, and would otherwise wait for the interpreter lock while the turn
+        is written (measured: that cost most of what showing the turn first saves)."""
+        self.loop.call_soon(self.loop.call_soon, self._page_has_start.set)
+
     def saved(self, turn: Turn | None) -> None:
         """In the database thread: the turn is saved (None: it is not, and never will be)."""
         self.loop.call_soon_threadsafe(_resolve, self._turn, turn)
+        self.loop.call_soon_threadsafe(_resolve, self._saved, turn is not None)
 
     def announce(self, html: str | None) -> None:
         """In the database thread: the announcement is ready (None: sockets render it)."""
@@ -99,6 +132,12 @@ class EarlyStart:
 
     async def _run(self, request: ReplyRequest, reading: ReplyReading | None) -> None:
         try:
+            await self._start(request, reading)
+        finally:
+            _resolve(self.started, None)  # the asking page waits for nothing more
+
+    async def _start(self, request: ReplyRequest, reading: ReplyReading | None) -> None:
+        try:
             turn = await self._turn
         except BaseException:  # cancelled: the worker is stopping
             if reading is not None:
@@ -109,16 +148,31 @@ class EarlyStart:
                 await reading.abandon()
             return
         if reading is None:  # asking failed: start it as a turn saved outside a socket
+            if not await self._saved:
+                return
             await turn_announce_and_start(self.conversation_id, turn, await self._announcement)
             return
         generation = await _generation_start_or_fail(self.conversation_id, turn, request, reading)
-        if generation is not None:
-            await _announce(self.conversation_id, turn, self._announcement, generation)
+        if generation is None:
+            return
+        await _announce(self.conversation_id, turn, self._announcement, generation, self.started)
+        if not await self._saved:  # shown, then its rows could not be written
+            await _retract(self.conversation_id, turn, generation)
 
 
 def _resolve(future: asyncio.Future[Any], value: Any) -> None:
     if not future.done():  # a start cancelled at shutdown no longer waits
         future.set_result(value)
+
+
+def _turn_shown(
+    turn_future: asyncio.Future[Turn | None],
+    turn: Turn,
+    announcement_future: asyncio.Future[str | None],
+    html: str | None,
+) -> None:
+    _resolve(turn_future, turn)
+    _resolve(announcement_future, html)
 
 
 _starting: set[asyncio.Task[None]] = set()
@@ -153,6 +207,8 @@ def turn_prepare(
         early.saved(None)
         raise
     early.saved(turn)
+    if early.shown:  # announced already, before its rows were written
+        return turn, None
     html = None
     try:
         html = _announcement_html(turn)
@@ -221,7 +277,7 @@ async def _generation_start_or_fail(
             reading.stop()
         await _start_failed(conversation_id, turn, REPLY_NOT_STARTED)
         return None
-    generation_launch(generation)
+    generation.task = generation_launch(generation)
     return generation
 
 
@@ -230,10 +286,12 @@ async def _announce(
     turn: Turn,
     html: str | None | Awaitable[str | None],
     generation: Generation,
+    asker: asyncio.Future[dict[str, Any] | None] | None = None,
 ) -> None:
     """Announce the turn (its HTML, or what renders it), and let the generation publish: even
     if the announcement failed, or this was cancelled (a worker stopping) while it rendered,
-    or the generation would wait for it for ever."""
+    or the generation would wait for it for ever. The page that asked (``asker``) is handed
+    the announcement at once, not through its socket's queue."""
     try:
         if not isinstance(html, str | None):
             html = await html
@@ -244,9 +302,28 @@ async def _announce(
         except Exception:
             # The start goes out without it: pages find the gap and ask for the text so far.
             logger.exception("Could not render the first text of reply %s", turn.reply.pk)
+        if asker is not None:
+            _resolve(asker, announcement)
         await get_channel_layer().group_send(stream_group(conversation_id), announcement)
     finally:
         generation.announced()
+
+
+async def _retract(conversation_id: int, turn: Turn, generation: Generation) -> None:
+    """A turn was shown before its rows were written, and writing them failed: stop its reply
+    (there is no row to save it in), then tell the pages, which show the conversation as the
+    database has it again."""
+    generation.discard()
+    if generation.task is not None:
+        await asyncio.wait([generation.task])
+    try:
+        await get_channel_layer().group_send(
+            stream_group(conversation_id),
+            {"type": "turn.retracted", "reply_id": turn.reply.pk, "error": TURN_NOT_SAVED},
+        )
+    except Exception:
+        # The channel layer itself is down: a reload shows the conversation as it is.
+        logger.exception("Could not tell the pages that reply %s was not saved", turn.reply.pk)
 
 
 def _announcement(turn: Turn, html: str | None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from conversations.compiled import CompiledQuery, CompiledUpdate
+from conversations.message_ids import message_ids_reserve
 from conversations.models import Conversation, LanguageModel, Message, MessageImage
 from conversations.prompting import HistoryMessage, conversation_history
 from conversations.services import message_image_attach
@@ -107,6 +108,10 @@ def _usable_model(conversation: Conversation) -> LanguageModel:
 # Called under the turn's lock, once the history the reply answers is known and before the
 # reply is saved: the model can start on its first token while the turn is written.
 Ask = Callable[[Conversation, list[HistoryMessage]], None]
+# Called under the turn's lock with the turn as it will be saved (its ids reserved), before its
+# rows are written: the turn's start can be shown meanwhile. If the writing then fails, the
+# turn is not saved, and whoever was shown it must be told.
+Show = Callable[["Turn"], None]
 
 
 # The conversation with its model, read again under the lock (an admin may have disabled the
@@ -142,24 +147,34 @@ def _lock_idle(conversation: Conversation) -> tuple[Conversation, list[HistoryMe
     return locked, history
 
 
-def _start_reply(
-    conversation: Conversation, model: LanguageModel, *, after: Message | None = None
-) -> Message:
-    """Save the streaming reply, and ``after`` (a message not saved yet, which comes before
-    it) in the same statement where the database returns the new rows' ids."""
-    reply = Message(
+def _new_reply(conversation: Conversation, model: LanguageModel) -> Message:
+    return Message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
         model_name=model.name,
         lease_expires_at=new_lease(),
     )
+
+
+def _start_reply(
+    conversation: Conversation,
+    model: LanguageModel,
+    *,
+    after: Message | None = None,
+    reply: Message | None = None,
+) -> Message:
+    """Save the streaming reply (``reply``, or a new one), and ``after`` (a message not saved
+    yet, which comes before it) in the same statement where the database returns the new
+    rows' ids, or takes the ids they were given."""
+    reply = reply or _new_reply(conversation, model)
     new = [m for m in (after, reply) if m is not None]
-    if len(new) > 1 and connection.features.can_return_rows_from_bulk_insert:
+    given_ids = all(m.pk is not None for m in new)
+    if len(new) > 1 and (given_ids or connection.features.can_return_rows_from_bulk_insert):
         Message.objects.bulk_create(new)
     else:
         for message in new:
-            message.save()
+            message.save(force_insert=True)
     return reply
 
 
@@ -169,9 +184,11 @@ def turn_send(
     content: str,
     images: Sequence[UploadedFile[bytes]] = (),
     ask: Ask | None = None,
+    show: Show | None = None,
 ) -> Turn:
     """Save the user's message and an empty streaming reply, so a reload at any moment shows
-    the truth. Raises TurnRefused, or ValidationError for an unacceptable image."""
+    the truth. Raises TurnRefused, or ValidationError for an unacceptable image. A text send
+    is shown (``show``) before it is written, where the database can give its ids first."""
     with transaction.atomic():
         locked, history = _lock_idle(conversation)
         model = _usable_model(locked)
@@ -191,7 +208,12 @@ def turn_send(
                 user_message.pk, user_message.role, content, user_message.status, attached
             )
             ask(locked, [*history, new_message])
-        reply = _start_reply(locked, model, after=None if images else user_message)
+        reply = _new_reply(locked, model)
+        if show is not None and not images and (ids := message_ids_reserve(2)) is not None:
+            user_message.pk, reply.pk = ids
+            user_message.images_known(attached)
+            show(Turn(reply=reply, user_message=user_message))
+        _start_reply(locked, model, after=None if images else user_message, reply=reply)
         user_message.images_known(attached)
         locked.updated_at = timezone.now()
         changes: dict[str, object] = {"updated_at": locked.updated_at}

@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import socket
+import threading
 import time
 from datetime import timedelta
 
@@ -156,9 +157,9 @@ async def test_the_first_frames_show_the_users_message_and_a_waiting_reply(live,
     conversation = await new_conversation(owner, "slow:latest")
     tab = await open_tab(conversation, owner)
     await tab.send("send", content="Are you there?")
-    await tab.until(lambda t: any('data-role="user"' in f for f in t.frames))
+    # The composer is cleared once the message is saved, just after the turn is shown.
+    await tab.until(lambda t: any("hx-swap-oob" in f and "composer-input" in f for f in t.frames))
     first = next(f for f in tab.frames if 'data-role="user"' in f)
-    assert any("hx-swap-oob" in f and "composer-input" in f for f in tab.frames)  # cleared
     assert 'data-role="user"' in first and "Are you there?" in first
     assert 'data-status="streaming"' in first
     assert 'data-testid="waiting"' in first  # a model loading is not an error
@@ -430,32 +431,57 @@ async def test_a_request_that_cannot_be_built_fails_the_reply_with_a_reason(
 
 
 async def test_a_turn_that_cannot_be_saved_stops_what_it_asked_and_loses_nothing(
-    live, owner, monkeypatch
+    live, owner, monkeypatch, settings
 ) -> None:  # type: ignore[no-untyped-def]
-    """Ollama is asked before the reply is written: when writing it fails, the request is
-    closed (the model stops), nothing of the turn is kept, and the user is told."""
+    """Ollama is asked before the reply is written, and the turn is shown before it is
+    written: when writing it fails, the request is closed (the model stops), nothing of the
+    turn is kept, every page showing it gets the conversation back as saved, and the user is
+    told. The next turn (which, on SQLite, gets the same ids) is not disturbed by the one that
+    failed."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.RecordingLayer"}}
+    channel_layers.backends.clear()
     live.model("llama3.2").tokens_per_second = 20
     conversation = await new_conversation(owner)
-    tab = await open_tab(conversation, owner)
+    tab, other_tab = await open_tab(conversation, owner), await open_tab(conversation, owner)
+    unsaved: list[int] = []
 
-    def full_disk(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def full_disk(*args, reply, **kwargs):  # type: ignore[no-untyped-def]
+        unsaved.append(reply.pk)
         # Once the request has reached Ollama (a write can be slow to fail).
         assert live.wait_for(lambda: live.requests_to("/api/chat"))
         raise DatabaseError("database or disk is full")
 
     monkeypatch.setattr(turns, "_start_reply", full_disk)
     await tab.send("send", content="Hello there")
-    await tab.until(lambda tab: "could not be saved" in tab.error_text())
 
-    assert tab.error_text() == consumers.TURN_NOT_SAVED
+    def snapshots(page: Tab) -> list[int]:  # the first is the one every page opens with
+        return [i for i, f in enumerate(page.frames) if 'id="messages" hx-swap-oob' in f]
+
+    for page in (tab, other_tab):
+        await page.until(lambda page: len(snapshots(page)) == 2)
+        await page.until(lambda page: "could not be saved" in page.error_text())
+        shown = next(i for i, f in enumerate(page.frames) if "Hello there" in f)
+        taken_back = snapshots(page)[1]
+        assert shown < taken_back and "Hello there" not in page.frames[taken_back]
+        assert page.error_text() == turn_start.TURN_NOT_SAVED
+
     [asked] = live.requests_to("/api/chat")
     assert await asyncio.to_thread(live.wait_for, lambda: asked.disconnected)
     assert await Message.objects.filter(conversation=conversation).acount() == 0
     assert not any("composer-input" in frame for frame in tab.frames)  # the text stays
+    # The reply that was never saved says nothing more: its id may be the next reply's.
+    published = channel_layers["default"].published
+    [retracted] = [i for i, m in enumerate(published) if m["type"] == "turn.retracted"]
+    assert published[retracted]["reply_id"] == unsaved[0]
+    assert not [m for m in published[retracted:] if m.get("message_id") == unsaved[0]]
+    assert not [m for m in published if m["type"] == "generation.finished"]
     monkeypatch.undo()
     await tab.send("send", content="Hello again")
     reply = await wait_for_reply(conversation)
     assert await tab.until_finished(reply.pk) == "complete"
+    assert await other_tab.until_finished(reply.pk) == "complete"
+    assert (await Message.objects.aget(pk=reply.pk)).status == "complete"
+    await other_tab.close()
 
 
 @pytest.mark.parametrize("action", ["regenerate", "edit"])
@@ -587,6 +613,32 @@ async def test_the_turn_goes_on_writing_only_once_its_request_is_on_its_way(
     conversation, tab, reply = await start_reply(owner)
     assert await tab.until_finished(reply.pk) == "complete"
     assert written_when_asked == [True]
+
+
+async def test_the_asking_page_has_the_turns_start_before_the_turn_is_written(
+    live, owner, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The first token waits for the turn's start (the page needs the reply's element): the
+    start goes out before the turn's rows are written, which then happens after the first
+    token. The writing here waits for the page to show the start."""
+    page_has_start = threading.Event()
+    shown_before_written: list[bool] = []
+    start_reply = turns._start_reply
+
+    def written_once_shown(*args, **kwargs):  # type: ignore[no-untyped-def]
+        shown_before_written.append(page_has_start.wait(5))
+        return start_reply(*args, **kwargs)
+
+    monkeypatch.setattr(turns, "_start_reply", written_once_shown)
+    conversation = await new_conversation(owner)
+    tab = await open_tab(conversation, owner)
+    await tab.send("send", content="Hello there")
+    await tab.until(lambda tab: any('data-role="user"' in f for f in tab.frames))
+    page_has_start.set()
+    reply = await wait_for_reply(conversation)
+    assert await tab.until_finished(reply.pk) == "complete"
+    assert shown_before_written == [True]
+    assert await Message.objects.filter(conversation=conversation).acount() == 2
 
 
 class RecordingLayer(LocalChannelLayer):

@@ -7,16 +7,17 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conversations import frames
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, LanguageModel, Message
 from conversations.prompting import HistoryMessage, history_request
 from conversations.services import message_image_attach
 from conversations.turns import (
     INTERRUPTED_MESSAGE,
+    Turn,
     TurnRefused,
     turn_edit,
     turn_regenerate,
@@ -66,6 +67,88 @@ def test_a_send_asks_the_model_once_the_history_is_read_and_writes_the_rest_afte
     # The ask's system prompt, then the two messages (in one statement) and the conversation's
     # time. A lost-reply sweep only when something streams.
     assert _statements(context)[2:] == ["SELECT", "INSERT", "UPDATE"]
+
+
+def test_a_text_send_is_shown_with_its_ids_before_it_is_written(
+    conversation: Conversation,
+) -> None:
+    """The start of a turn can go out before its rows are written: the turn is shown with the
+    ids its rows then get, and before the insert and the conversation's update. One statement
+    more than a send not shown first: the ids (SQLite's sequence, or PostgreSQL's)."""
+    Message.objects.create(conversation=conversation, role=Message.Role.USER, content="Hi")
+    shown: list[tuple[list[int], bool, list[str]]] = []
+
+    def show(turn: Turn) -> None:
+        before = _statements(context)
+        written = Message.objects.filter(pk__in=turn.message_ids).exists()
+        shown.append((turn.message_ids, written, before))
+
+    with CaptureQueriesContext(connection) as context:
+        turn = turn_send(
+            conversation=conversation, content="Hello again", ask=ask_nothing, show=show
+        )
+    [(ids, written, before)] = shown
+    assert not written
+    assert ids == turn.message_ids
+    saved = list(Message.objects.filter(conversation=conversation).order_by("id"))
+    assert [(m.pk, m.role, m.content) for m in saved[1:]] == [
+        (ids[0], "user", "Hello again"),
+        (ids[1], "assistant", ""),
+    ]
+    # The lock, the history and the ids; then the two messages and the conversation's time.
+    assert before == ["SELECT", "SELECT", "SELECT"]
+    assert _statements(context)[len(before) + 1 :] == ["INSERT", "UPDATE"]
+    # The next message takes the next ids: none is handed out twice.
+    later = Message.objects.create(conversation=conversation, role=Message.Role.USER)
+    assert later.pk > ids[1]
+
+
+def test_ids_shown_for_a_turn_that_was_not_written_are_not_kept_by_anyone(
+    conversation: Conversation,
+) -> None:
+    """A turn shown and then not written (its transaction rolled back) leaves no row; the next
+    turn is shown with ids that no saved message has."""
+    shown: list[list[int]] = []
+
+    def show_then_fail(turn: Turn) -> None:
+        shown.append(turn.message_ids)
+        raise DatabaseError("database or disk is full")
+
+    with pytest.raises(DatabaseError):
+        turn_send(conversation=conversation, content="Hi", ask=ask_nothing, show=show_then_fail)
+    assert not Message.objects.exists()
+    turn = turn_send(
+        conversation=conversation, content="Hi again", ask=ask_nothing, show=shown_ids(shown)
+    )
+    assert shown[1] == turn.message_ids
+    assert list(Message.objects.values_list("id", flat=True).order_by("id")) == turn.message_ids
+
+
+def ask_nothing(locked: Conversation, history: list[HistoryMessage]) -> None:
+    pass
+
+
+def shown_ids(shown: list[list[int]]):  # type: ignore[no-untyped-def]
+    return lambda turn: shown.append(turn.message_ids)
+
+
+def test_a_send_with_images_is_written_before_it_is_shown(conversation: Conversation) -> None:
+    """Its images are stored with the user's message before the model is sent them, so there
+    is nothing to show first: the turn is shown once saved, as every other kind of turn."""
+    LanguageModel.objects.filter(pk=conversation.model_id).update(
+        capabilities=["completion", "vision"]
+    )
+    conversation.refresh_from_db()
+    shown: list[list[int]] = []
+    upload = SimpleUploadedFile("dot.png", png(), content_type="image/png")
+    turn_send(
+        conversation=conversation,
+        content="What is this?",
+        images=[upload],
+        ask=ask_nothing,
+        show=shown_ids(shown),
+    )
+    assert shown == []
 
 
 def test_a_regenerate_asks_without_the_old_reply_and_an_edit_with_the_new_text(
