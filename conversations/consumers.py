@@ -15,6 +15,7 @@ from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import InMemoryChannelLayer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
@@ -143,7 +144,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.send(frames.error_frame(first_error(form)))
             return
         content = form.cleaned_data["content"]
-        await self._start_turn(turn_send, content=content, shown_first=True, clears_composer=True)
+        # Shown before it is written only where every page is this worker's: a page on another
+        # worker that joined between the start and the commit would get neither.
+        shown_first = isinstance(self.channel_layer, InMemoryChannelLayer)
+        await self._start_turn(
+            turn_send, content=content, shown_first=shown_first, clears_composer=True
+        )
 
     async def _edit_message(self, data: dict[str, Any]) -> None:
         form = EditForm(data)
@@ -200,9 +206,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             # Its reply's first text may be queued behind this handler: relay it meanwhile.
             task = asyncio.create_task(self._turn_written(trip, early, clears_composer))
             self._writing.add(task)
-            task.add_done_callback(self._writing.discard)
+            task.add_done_callback(self._written)
             return
         await self._turn_written(trip, early, clears_composer)
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        self._writing.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.error("A turn in conversation %s failed", self.conversation.pk, exc_info=error)
 
     async def _turn_written(
         self,

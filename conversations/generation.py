@@ -78,6 +78,10 @@ class Generation:
         self.row_lost = False
         # Its turn was shown but never saved: it writes and publishes nothing more.
         self.discarded = False
+        # Whether its row is written. A turn shown before it is written starts its reply
+        # first: until the row is there, nothing is sent to the database under its id (on
+        # SQLite a turn that fails gives its ids to the next one).
+        self.row_written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         # Nothing is published before the turn is announced: a delta must not reach a page
         # before the reply it belongs to.
         self._announced = asyncio.Event()
@@ -134,7 +138,7 @@ class Generation:
             await self._quietly(
                 self.layer.group_discard(control_group(self.conversation_id), control)
             )
-        if self.discarded:
+        if not await self.row_written or self.discarded:
             return
         finished: dict[str, Any] = {"type": "generation.finished", "message_id": self.reply_id}
         try:
@@ -170,7 +174,8 @@ class Generation:
         has no row, and on SQLite its id goes to the next turn, so nothing more is saved or
         published under that id."""
         self.discarded = True
-        self.row_lost = True
+        if not self.row_written.done():
+            self.row_written.set_result(False)
         self.stop()
 
     # --- publishing --------------------------------------------------------------------------
@@ -296,7 +301,7 @@ class Generation:
     def checkpoint_due(self, now: float) -> Checkpoint | None:
         """The text so far, once a second at most; or, while nothing arrives (a model loading),
         just often enough to renew the lease."""
-        if self.discarded:
+        if self.discarded or not (self.row_written.done() and self.row_written.result()):
             return None
         waited = now - self._saved_at
         self._due = (len(self.reading.content), len(self.reading.thinking))
@@ -378,10 +383,12 @@ async def generation_prepare(
     reply_id: int,
     request: ReplyRequest,
     reading: ReplyReading | None = None,
+    row_written: bool = True,
 ) -> Generation:
     """A generation listening for stop and sync requests, not yet running: ``generation_launch``
     it, announce the turn, then tell it so (``announced``). It takes over ``reading``, the
-    request already asked of Ollama, or asks it now."""
+    request already asked of Ollama, or asks it now. Without ``row_written``, its reply's row
+    is still being written: resolve ``row_written`` once it is (or ``discard`` it)."""
     try:
         layer: BaseChannelLayer | None = get_channel_layer()
         if layer is None:
@@ -396,6 +403,8 @@ async def generation_prepare(
             client=client,
             layer=layer,
         )
+        if row_written:
+            generation.row_written.set_result(True)
         await generation.subscribe()
     except BaseException:
         if reading is not None:
@@ -404,10 +413,10 @@ async def generation_prepare(
     return generation
 
 
-def generation_launch(generation: Generation) -> asyncio.Task[None]:
+def generation_launch(generation: Generation) -> None:
     """Run on this worker's event loop; the task outlives whoever launched it. It reads what
     Ollama was asked, and publishes once ``announced``."""
-    return _spawn(generation.run(), name=f"reply-{generation.reply_id}")
+    generation.task = _spawn(generation.run(), name=f"reply-{generation.reply_id}")
 
 
 _tasks: set[asyncio.Task[None]] = set()

@@ -3,9 +3,9 @@ while its rows are being written.
 
 The first token waits for the start of the turn (the page needs the reply's element before its
 text). Rendering the start needs the messages' ids; with the ids known first, the start goes
-out before the insert and the commit, which then run after the first token instead of before
-it. Supported where the database hands out ids safely ahead of an insert; elsewhere a turn
-inserts first, as before.
+out (with the reply's first text, when it has arrived) before the insert and the commit, which
+run once the asking page has it. Supported where the database hands out ids safely ahead of an
+insert; elsewhere a turn inserts first, as before.
 """
 
 from __future__ import annotations

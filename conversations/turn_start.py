@@ -95,6 +95,8 @@ class EarlyStart:
         Waits, without the interpreter lock, until the asking page has been sent the start:
         the event loop publishing it and this thread inserting would each wait for the lock
         (measured: the start then went out no sooner than when it was rendered last)."""
+        if not self.asked:  # nothing started: the turn is written first, as any other
+            return
         self.shown = True
         # Rendered before the loop hears of the turn: what the loop does to start the reply
         # would otherwise share the interpreter lock with the rendering.
@@ -148,15 +150,27 @@ class EarlyStart:
                 await reading.abandon()
             return
         if reading is None:  # asking failed: start it as a turn saved outside a socket
+            _resolve(self.started, None)  # the asking page has nothing to wait for
             if not await self._saved:
                 return
             await turn_announce_and_start(self.conversation_id, turn, await self._announcement)
             return
-        generation = await _generation_start_or_fail(self.conversation_id, turn, request, reading)
+        generation = await _generation_start_or_fail(
+            self.conversation_id, turn, request, reading, self._saved if self.shown else None
+        )
         if generation is None:
             return
         await _announce(self.conversation_id, turn, self._announcement, generation, self.started)
-        if not await self._saved:  # shown, then its rows could not be written
+        if not self.shown:
+            return
+        try:
+            saved = await self._saved
+        except BaseException:  # the worker is stopping: let the reply save how it ended
+            generation.row_written.set_result(True)
+            raise
+        if saved:
+            generation.row_written.set_result(True)
+        else:  # shown, then its rows could not be written
             await _retract(self.conversation_id, turn, generation)
 
 
@@ -259,10 +273,15 @@ async def _start_failed(conversation_id: int, turn: Turn, error: str) -> None:
 
 
 async def _generation_start_or_fail(
-    conversation_id: int, turn: Turn, request: ReplyRequest, reading: ReplyReading | None = None
+    conversation_id: int,
+    turn: Turn,
+    request: ReplyRequest,
+    reading: ReplyReading | None = None,
+    saved: Awaitable[bool] | None = None,
 ) -> Generation | None:
     """The reply's generation, running; or None when it could not start (a channel layer
-    down), the reply then saved as failed and announced so."""
+    down), the reply then saved as failed and announced so. ``saved``: the turn is still
+    being written, and says whether it was."""
     try:
         # Listening before anyone hears of the reply: a stop or sync sent at once is not lost.
         generation = await generation_prepare(
@@ -270,14 +289,16 @@ async def _generation_start_or_fail(
             reply_id=turn.reply.pk,
             request=request,
             reading=reading,
+            row_written=saved is None,
         )
     except Exception:
         logger.exception("Reply %s could not be started", turn.reply.pk)
         if reading is not None:
             reading.stop()
-        await _start_failed(conversation_id, turn, REPLY_NOT_STARTED)
+        if saved is None or await saved:  # no row, no reply to fail
+            await _start_failed(conversation_id, turn, REPLY_NOT_STARTED)
         return None
-    generation.task = generation_launch(generation)
+    generation_launch(generation)
     return generation
 
 

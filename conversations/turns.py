@@ -111,7 +111,7 @@ Ask = Callable[[Conversation, list[HistoryMessage]], None]
 # Called under the turn's lock with the turn as it will be saved (its ids reserved), before its
 # rows are written: the turn's start can be shown meanwhile. If the writing then fails, the
 # turn is not saved, and whoever was shown it must be told.
-Show = Callable[["Turn"], None]
+Show = Callable[[Turn], None]
 
 
 # The conversation with its model, read again under the lock (an admin may have disabled the
@@ -214,7 +214,7 @@ def turn_send(
             user_message.images_known(attached)
             show(Turn(reply=reply, user_message=user_message))
         _start_reply(locked, model, after=None if images else user_message, reply=reply)
-        user_message.images_known(attached)
+        user_message.images_known(attached)  # once saved, for a turn not shown first
         locked.updated_at = timezone.now()
         changes: dict[str, object] = {"updated_at": locked.updated_at}
         if not history:

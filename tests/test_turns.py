@@ -103,11 +103,11 @@ def test_a_text_send_is_shown_with_its_ids_before_it_is_written(
     assert later.pk > ids[1]
 
 
-def test_ids_shown_for_a_turn_that_was_not_written_are_not_kept_by_anyone(
+def test_a_turn_shown_and_then_not_written_leaves_no_row_and_the_next_is_saved_as_shown(
     conversation: Conversation,
 ) -> None:
     """A turn shown and then not written (its transaction rolled back) leaves no row; the next
-    turn is shown with ids that no saved message has."""
+    turn is shown with the ids it is then saved under (on SQLite, the same ids again)."""
     shown: list[list[int]] = []
 
     def show_then_fail(turn: Turn) -> None:
