@@ -78,10 +78,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         # its messages with the database's, then ask running replies for their text so far.
         await self.channel_layer.group_add(stream_group(conversation_id), self.channel_name)
         await self.accept()
-        snapshot, streaming = await _snapshot(self.conversation)
-        await self.send(snapshot)
-        for reply_id in streaming:
-            await self._request_state(reply_id)
+        await self._send_snapshot()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """As channels dispatches, except that only the connect keeps its trip to the database
@@ -259,11 +256,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         reply_id = event["reply_id"]
         for state in (self._shown, self._held, self._asked_at, self._heard_at):
             state.pop(reply_id, None)
-        snapshot, streaming = await _snapshot(self.conversation)
-        await self.send(snapshot)
+        await self._send_snapshot()  # as on a reconnect: a turn may have started meanwhile
         await self.send(frames.error_frame(event["error"]))
-        for streaming_id in streaming:  # as on a reconnect: a turn started meanwhile
-            await self._request_state(streaming_id)
 
     async def generation_delta(self, event: dict[str, Any]) -> None:
         reply_id = event["message_id"]
@@ -312,6 +306,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self.send(html)
 
     # --- a reply already streaming when this socket joined --------------------------------
+
+    async def _send_snapshot(self) -> None:
+        """The page's messages replaced with the database's; running replies asked for their
+        text so far."""
+        snapshot, streaming = await _snapshot(self.conversation)
+        await self.send(snapshot)
+        for reply_id in streaming:
+            await self._request_state(reply_id)
 
     async def _request_state(self, reply_id: int) -> None:
         self._shown[reply_id] = None

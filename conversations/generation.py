@@ -76,9 +76,8 @@ class Generation:
         self.markdown = StreamingMarkdown()
         self.stop_requested = False
         self.row_lost = False
-        # Its turn was shown but never saved: it writes and publishes nothing more.
-        self.discarded = False
-        # Whether its row is written. A turn shown before it is written starts its reply
+        # Whether its row is written (False: its turn was shown but never saved, and it
+        # writes and publishes nothing more). A turn shown before it is written starts its reply
         # first: until the row is there, nothing is sent to the database under its id (on
         # SQLite a turn that fails gives its ids to the next one).
         self.row_written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -138,7 +137,7 @@ class Generation:
             await self._quietly(
                 self.layer.group_discard(control_group(self.conversation_id), control)
             )
-        if not await self.row_written or self.discarded:
+        if not await self.row_written:
             return
         finished: dict[str, Any] = {"type": "generation.finished", "message_id": self.reply_id}
         try:
@@ -173,10 +172,13 @@ class Generation:
         """Stop a reply whose turn was shown before it was written, and then not written: it
         has no row, and on SQLite its id goes to the next turn, so nothing more is saved or
         published under that id."""
-        self.discarded = True
         if not self.row_written.done():
             self.row_written.set_result(False)
         self.stop()
+
+    @property
+    def discarded(self) -> bool:
+        return self.row_written.done() and not self.row_written.result()
 
     # --- publishing --------------------------------------------------------------------------
 
@@ -301,7 +303,7 @@ class Generation:
     def checkpoint_due(self, now: float) -> Checkpoint | None:
         """The text so far, once a second at most; or, while nothing arrives (a model loading),
         just often enough to renew the lease."""
-        if self.discarded or not (self.row_written.done() and self.row_written.result()):
+        if not (self.row_written.done() and self.row_written.result()):
             return None
         waited = now - self._saved_at
         self._due = (len(self.reading.content), len(self.reading.thinking))

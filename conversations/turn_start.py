@@ -101,7 +101,9 @@ class EarlyStart:
         # Rendered before the loop hears of the turn: what the loop does to start the reply
         # would otherwise share the interpreter lock with the rendering.
         html = _announcement_html(turn)
-        self.loop.call_soon_threadsafe(_turn_shown, self._turn, turn, self._announcement, html)
+        self.loop.call_soon_threadsafe(
+            _resolve_each, (self._turn, turn), (self._announcement, html)
+        )
         self._page_has_start.wait(PAGE_START_WAIT_SECONDS)
 
     def page_has_start(self) -> None:
@@ -113,8 +115,9 @@ class EarlyStart:
 
     def saved(self, turn: Turn | None) -> None:
         """In the database thread: the turn is saved (None: it is not, and never will be)."""
-        self.loop.call_soon_threadsafe(_resolve, self._turn, turn)
-        self.loop.call_soon_threadsafe(_resolve, self._saved, turn is not None)
+        self.loop.call_soon_threadsafe(
+            _resolve_each, (self._turn, turn), (self._saved, turn is not None)
+        )
 
     def announce(self, html: str | None) -> None:
         """In the database thread: the announcement is ready (None: sockets render it)."""
@@ -179,14 +182,10 @@ def _resolve(future: asyncio.Future[Any], value: Any) -> None:
         future.set_result(value)
 
 
-def _turn_shown(
-    turn_future: asyncio.Future[Turn | None],
-    turn: Turn,
-    announcement_future: asyncio.Future[str | None],
-    html: str | None,
-) -> None:
-    _resolve(turn_future, turn)
-    _resolve(announcement_future, html)
+def _resolve_each(*results: tuple[asyncio.Future[Any], Any]) -> None:
+    """Several futures at once: one call from the database thread, one wake of the loop."""
+    for future, value in results:
+        _resolve(future, value)
 
 
 _starting: set[asyncio.Task[None]] = set()
