@@ -99,6 +99,17 @@ async def saved_when_done(reply: Message, timeout: float = 10) -> Message:
     return saved
 
 
+def use_layer(settings, backend: str) -> None:  # type: ignore[no-untyped-def]
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": backend}}
+    channel_layers.backends.clear()
+
+
+def one_worker(settings) -> None:  # type: ignore[no-untyped-def]
+    """The in-memory layer (also under make test-postgres, which runs on Redis): a text send
+    is shown before it is written only where every page is the worker's own."""
+    use_layer(settings, "conversations.channel_layer.LocalChannelLayer")
+
+
 # --- who may connect ---------------------------------------------------------------------------
 
 
@@ -440,8 +451,7 @@ async def test_a_turn_that_cannot_be_saved_stops_what_it_asked_and_loses_nothing
     turn is kept, every page showing it gets the conversation back as saved, and the user is
     told. The next turn (which, on SQLite, gets the same ids) is not disturbed by the one that
     failed."""
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.RecordingLayer"}}
-    channel_layers.backends.clear()
+    use_layer(settings, f"{__name__}.RecordingLayer")
     live.model("llama3.2").tokens_per_second = 20
     conversation = await new_conversation(owner)
     tab, other_tab = await open_tab(conversation, owner), await open_tab(conversation, owner)
@@ -679,15 +689,6 @@ async def test_the_asking_page_has_the_turns_start_before_the_turn_is_written(
     assert await Message.objects.filter(conversation=conversation).acount() == 2
 
 
-def one_worker(settings) -> None:  # type: ignore[no-untyped-def]
-    """The in-memory layer (also under make test-postgres, which runs on Redis): a text send
-    is shown before it is written only where every page is the worker's own."""
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "conversations.channel_layer.LocalChannelLayer"}
-    }
-    channel_layers.backends.clear()
-
-
 class RecordingLayer(LocalChannelLayer):
     """The in-memory layer, keeping what was published to each conversation's sockets."""
 
@@ -727,8 +728,7 @@ async def test_text_that_arrives_before_the_announcement_goes_out_with_it(
     """Once, in the announcement's event (not as an event of its own, which cost every socket
     another turn of its receive loop), shown after the turn's start and before what follows,
     and the reply ends up whole: nothing missed, nothing twice."""
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.RecordingLayer"}}
-    channel_layers.backends.clear()
+    use_layer(settings, f"{__name__}.RecordingLayer")
     announcement_after_first_text(monkeypatch)
     conversation, tab, reply = await start_reply(owner)
     assert await tab.until_finished(reply.pk) == "complete"
@@ -844,8 +844,7 @@ async def test_a_reply_asks_its_listener_to_stop_instead_of_cancelling_it(
 ) -> None:  # type: ignore[no-untyped-def]
     """A receive cancelled during channels_redis's blocking pop can lose a message Redis pops
     for the closing connection, maybe another socket's frame: the listener is asked to return."""
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.WatchedLayer"}}
-    channel_layers.backends.clear()
+    use_layer(settings, f"{__name__}.WatchedLayer")
     conversation = await new_conversation(owner)
     tab = await open_tab(conversation, owner)
     await tab.send("send", content="Hello there")
@@ -863,8 +862,7 @@ async def test_a_listener_that_neither_stops_nor_obeys_a_cancel_does_not_hold_up
     live, owner, settings, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(generation, "LISTENER_EXIT_SECONDS", 0.2)
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.DeafLayer"}}
-    channel_layers.backends.clear()
+    use_layer(settings, f"{__name__}.DeafLayer")
     conversation, tab, reply = await start_reply(owner)
     assert await tab.until_finished(reply.pk) == "complete"
     assert channel_layers["default"].swallowed == 1  # the listener really ignored it
