@@ -36,7 +36,7 @@ $(STATIC_ROOT)/.collected: $(VENV)/.installed $(shell find static -type f 2>/dev
 run: install $(STATIC_ROOT)/.collected
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py create_first_admin --login-url "http://$(HOST):$(PORT)/accounts/login/"
-	exec $(VENV)/bin/daphne --bind "$(HOST)" --port "$(PORT)" chatsite.asgi:application
+	exec $(PY) -m chatsite.serve --bind "$(HOST)" --port "$(PORT)" chatsite.asgi:application
 
 # The app against the fake Ollama (no Ollama or model weights needed), with its own data.
 demo: install $(STATIC_ROOT)/.collected

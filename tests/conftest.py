@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import uvloop
 from asgiref.sync import SyncToAsync, sync_to_async
 from channels.layers import channel_layers
 from django.conf import settings
@@ -51,6 +53,16 @@ def django_db_setup(django_db_setup: None) -> Iterator[None]:
     yield
     database_thread_close_blocking()
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Tests marked ``both_event_loops`` run on asyncio's own event loop and on uvloop's, the
+    one daphne runs on (chatsite/serve.py); the others on asyncio's."""
+    if item.get_closest_marker("both_event_loops") is None:
+        return {"asyncio": asyncio.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

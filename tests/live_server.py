@@ -78,8 +78,8 @@ def server_environment(
 def daphne_process(
     env: Mapping[str, str], log_path: Path, timeout: float = 30, port: int = 0
 ) -> Iterator[LiveServer]:
-    """Run ``daphne chatsite.asgi:application`` on a loopback port (a free one unless given)
-    until the block ends."""
+    """Run daphne (``python -m chatsite.serve chatsite.asgi:application``) on a loopback port (a
+    free one unless given) until the block ends."""
     # Collected once per static root: the files do not change during a test run.
     if not (Path(env["STATIC_ROOT"]) / "staticfiles.json").exists():
         subprocess.run(
@@ -93,7 +93,7 @@ def daphne_process(
             [
                 sys.executable,
                 "-m",
-                "daphne",
+                "chatsite.serve",  # daphne, on the event loop it runs on in production
                 "-e",
                 f"tcp:port={port}:interface=127.0.0.1",
                 "chatsite.asgi:application",

@@ -1,14 +1,17 @@
-"""The Ollama client's connections (conversations/ollama/network.py), over real sockets: made
-on asyncio and kept alive, dropped when the server has closed them, TLS to an Ollama behind a
+"""The Ollama client's connections (conversations/ollama/network.py), over real sockets, on both
+event loops the worker can run on: made and kept alive, dropped when the server has closed them, TLS to an Ollama behind a
 proxy, timeouts, and flow control in both directions."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,9 @@ from conversations.ollama import ChatMessage, OllamaClient, OllamaError, OllamaU
 from conversations.ollama import client as client_module
 from conversations.ollama.client import POOL_LIMITS
 from conversations.ollama.network import AsyncioBackend, AsyncioTransport
+
+# The worker runs on uvloop's event loop (chatsite/serve.py), the tests in-process on asyncio's.
+pytestmark = pytest.mark.both_event_loops
 
 HELLO = [ChatMessage("user", "Hello there")]
 HELLO_JSON = [{"role": "user", "content": "Hello there"}]
@@ -80,6 +86,61 @@ async def test_replies_stream_over_one_connection_made_on_asyncio_and_kept_alive
     assert opened == [("127.0.0.1", fake_ollama.port)]
 
 
+async def test_a_request_goes_out_at_once_not_held_for_more_to_send(
+    fake_ollama: FakeOllamaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request is written in a few small pieces: with Nagle's algorithm on, the last would
+    wait for the server's acknowledgement of the first (up to 40 ms on Linux)."""
+    nodelay: list[int] = []
+    connect = AsyncioBackend._connect
+
+    async def checked(self: AsyncioBackend, *args: Any) -> network.AsyncioStream:
+        stream = await connect(self, *args)
+        sock = stream.get_extra_info("socket")
+        nodelay.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        return stream
+
+    monkeypatch.setattr(AsyncioBackend, "_connect", checked)
+    async with OllamaClient(fake_ollama.url) as client:
+        assert await client.version()
+    assert nodelay and all(nodelay)
+
+
+@contextmanager
+def address_that_does_not_answer() -> Iterator[tuple[str, int]]:
+    """A loopback address where a connection is neither accepted nor refused, as on a route
+    that drops packets: a listener whose one-place queue is taken, so the kernel drops the
+    next connection's handshake."""
+    with socket.socket() as listener, socket.socket() as queued:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        queued.connect(listener.getsockname())
+        yield listener.getsockname()
+
+
+async def test_a_host_name_whose_first_address_does_not_answer_connects_through_the_next(
+    fake_ollama: FakeOllamaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host name with an address that drops packets (typically a broken IPv6 route) before
+    one that works: the next address is tried 250 ms later, well within the connect timeout,
+    rather than after it has run out."""
+    resolve = network._address_infos
+
+    with address_that_does_not_answer() as silent:
+
+        async def two_addresses(loop: Any, host: str, port: int) -> Sequence[Any]:
+            if host != "ollama.test":
+                return await resolve(loop, host, port)
+            tcp = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "")
+            return [(*tcp, silent), (*tcp, ("127.0.0.1", fake_ollama.port))]
+
+        monkeypatch.setattr(network, "_address_infos", two_addresses)
+        url = f"http://ollama.test:{fake_ollama.port}"
+        async with OllamaClient(url, connect_timeout=3) as client:
+            chunks = [c async for c in client.chat_stream(model="llama3.2", messages=HELLO)]
+    assert "".join(c.content for c in chunks) == expected_reply("llama3.2", HELLO_JSON)
+
+
 async def test_a_connection_the_server_closed_while_idle_is_not_reused(
     opened: list[tuple[str, int]],
 ) -> None:
@@ -97,6 +158,43 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused(
         await asyncio.sleep(0.2)
         assert await client.version() == "0.12.0"  # a new connection, no error
     assert len(opened) == 2
+
+
+def answer_twice_closing_the_first(listener: socket.socket, close_now: threading.Event) -> None:
+    """A server in a thread of its own: answers one request, closes that connection when told,
+    then answers one request on the next connection."""
+    for turn in range(2):
+        connection, _ = listener.accept()
+        with connection:
+            while b"\r\n\r\n" not in connection.recv(4096):
+                pass
+            connection.sendall(VERSION_REPLY)
+            if turn == 0:
+                close_now.wait(5)
+
+
+async def test_a_connection_the_server_closed_before_the_loop_noticed_is_not_reused(
+    opened: list[tuple[str, int]],
+) -> None:
+    """The server closes an idle connection just before the next request, so the event loop has
+    not read the close yet (it has not run since): the socket itself says so, and the request
+    goes out on a new connection rather than failing on the closed one."""
+    close_now = threading.Event()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        server = threading.Thread(
+            target=answer_twice_closing_the_first, args=(listener, close_now), daemon=True
+        )
+        server.start()
+        host, port = listener.getsockname()
+        async with OllamaClient(f"http://{host}:{port}") as client:
+            assert await client.version() == "0.12.0"
+            close_now.set()
+            time.sleep(0.05)  # blocking: the close arrives, and the event loop does not run
+            assert await client.version() == "0.12.0"
+        server.join(5)
+    assert opened == [(host, port), (host, port)]
 
 
 class CountingServer:
@@ -221,6 +319,7 @@ async def test_a_server_gone_is_reported_by_the_next_request_not_by_the_ready_co
     async with raw_server(server.handle) as url:
         client = OllamaClient(url)
         assert await client.version() == "0.12.0"
+        await _until(lambda: server.accepted == 2)  # the ready one too, before the server goes
     await _until(lambda: server.ended == 2)  # gone, its connections closed
     try:
         with pytest.raises(OllamaUnreachable):

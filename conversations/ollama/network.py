@@ -1,4 +1,5 @@
-"""httpx's connections to Ollama on asyncio's own transports, not on anyio streams.
+"""httpx's connections to Ollama on the event loop's own transports (asyncio's, or uvloop's,
+which daphne runs on), not on anyio streams.
 
 A streaming reply arrives as one small read per token. httpcore's default backend wraps every
 read in an anyio cancel scope and pauses and resumes the socket around it (two ``epoll_ctl``
@@ -15,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import select
+import socket
 import ssl
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
+import aiohappyeyeballs
 import httpcore
 import httpx
 
@@ -42,8 +46,8 @@ class _Buffering(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - a stream connection
-        self.transport = transport
+        # A stream connection: asyncio's, or uvloop's (which does not subclass asyncio's).
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -196,8 +200,12 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
             # httpcore asks this of an idle connection before reusing it: anything to read
-            # (usually the server having closed it) means it cannot be. Known without a call.
-            return bool(self._protocol.buffer) or self._protocol.ended
+            # (usually the server having closed it) means it cannot be. What the loop has read
+            # says so; if it has read nothing, the socket is asked, as httpcore's own backends
+            # ask it: a close that arrived after the loop last polled is seen there (uvloop
+            # polls later than asyncio's loop, and reused a connection the server had closed).
+            protocol = self._protocol
+            return bool(protocol.buffer) or protocol.ended or _readable(self._transport)
         name = {
             "ssl_object": "ssl_object",
             "client_addr": "sockname",
@@ -207,12 +215,46 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         return None if name is None else self._transport.get_extra_info(name)
 
 
+def _readable(transport: asyncio.BaseTransport) -> bool:
+    """Whether the transport's socket has something to read (or is closed), without waiting."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return True
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
 def _is_address(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
     except ValueError:
         return False
     return True
+
+
+async def _connected_socket(
+    loop: asyncio.AbstractEventLoop, host: str, port: int, local_address: str | None
+) -> socket.socket:
+    """A socket connected to ``host``. A host name's addresses are raced as anyio (and asyncio's
+    own loop) race them, the next one 250 ms after the last, so that an unreachable IPv6
+    address does not use up the whole connect timeout; aiohappyeyeballs does this on any event
+    loop (uvloop's own connect tries the addresses one after another)."""
+    return await aiohappyeyeballs.start_connection(
+        await _address_infos(loop, host, port),
+        local_addr_infos=await _address_infos(loop, local_address, 0) if local_address else None,
+        happy_eyeballs_delay=0.25,
+        interleave=1,
+        loop=loop,
+    )
+
+
+async def _address_infos(
+    loop: asyncio.AbstractEventLoop, host: str, port: int
+) -> Sequence[aiohappyeyeballs.AddrInfoType]:
+    if _is_address(host):  # no lookup: asyncio would ask its thread pool all the same
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    return await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
 
 
 # A connection kept ready is opened this long after the last one was taken: not while the
@@ -230,7 +272,7 @@ _Address = tuple[str, int, str | None, tuple[Any, ...]]
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
-    """TCP connections on the running asyncio loop (asyncio sets TCP_NODELAY on them).
+    """TCP connections on the running event loop (both loops set TCP_NODELAY on them).
 
     One connection to each server is kept ready, so that a reply's request does not wait for
     one. Replies need new connections often: a Stop closes the reply's response, which is how
@@ -280,24 +322,14 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         loop = asyncio.get_running_loop()
         with _raising(httpcore.ConnectTimeout, httpcore.ConnectError):
             async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_connection(
-                    _Buffering,
-                    host,
-                    port,
-                    local_addr=(local_address, 0) if local_address else None,
-                    # As anyio does: the next address after 250 ms, so that a host name with
-                    # an unreachable IPv6 address does not use up the whole connect timeout.
-                    # An address has no other to race (and racing costs a task or two).
-                    happy_eyeballs_delay=None if _is_address(host) else 0.25,
-                    interleave=1,
-                )
-            try:
-                sock = transport.get_extra_info("socket")
-                for option in socket_options:
-                    sock.setsockopt(*option)
-            except OSError:
-                transport.abort()
-                raise
+                sock = await _connected_socket(loop, host, port, local_address)
+                try:
+                    for option in socket_options:
+                        sock.setsockopt(*option)
+                    transport, protocol = await loop.create_connection(_Buffering, sock=sock)
+                except BaseException:
+                    sock.close()
+                    raise
         return AsyncioStream(transport, protocol)
 
     def _schedule_ready(self, address: _Address, timeout: float | None) -> None:
