@@ -17,6 +17,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 EVENT_LOOPS = ("uvloop", "asyncio")
 
@@ -47,7 +48,10 @@ def main() -> None:
     # Before daphne's server module is imported: it keeps an asyncio reactor installed already.
     from twisted.internet import asyncioreactor
 
-    asyncioreactor.install(new_event_loop())  # type: ignore[no-untyped-call]
+    loop = new_event_loop()
+    if "ASGI_THREADS" in os.environ:  # as daphne does for the loop it would have made
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=int(os.environ["ASGI_THREADS"])))
+    asyncioreactor.install(loop)  # type: ignore[no-untyped-call]
     print(f"chatsite.serve: daphne on {name}'s event loop", file=sys.stderr, flush=True)
     from daphne.cli import CommandLineInterface
 

@@ -1,6 +1,6 @@
 """The Ollama client's connections (conversations/ollama/network.py), over real sockets, on both
-event loops the worker can run on: made and kept alive, dropped when the server has closed them, TLS to an Ollama behind a
-proxy, timeouts, and flow control in both directions."""
+event loops the worker can run on: made and kept alive, dropped when the server has closed
+them, TLS to an Ollama behind a proxy, timeouts, and flow control in both directions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import hashlib
 import socket
 import ssl
 import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -160,17 +159,21 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused(
     assert len(opened) == 2
 
 
-def answer_twice_closing_the_first(listener: socket.socket, close_now: threading.Event) -> None:
+def answer_twice_closing_the_first(
+    listener: socket.socket, close_now: threading.Event, closed: threading.Event
+) -> None:
     """A server in a thread of its own: answers one request, closes that connection when told,
     then answers one request on the next connection."""
     for turn in range(2):
         connection, _ = listener.accept()
         with connection:
-            while b"\r\n\r\n" not in connection.recv(4096):
-                pass
+            received = b""
+            while b"\r\n\r\n" not in received and (data := connection.recv(4096)):
+                received += data
             connection.sendall(VERSION_REPLY)
             if turn == 0:
                 close_now.wait(5)
+        closed.set()
 
 
 async def test_a_connection_the_server_closed_before_the_loop_noticed_is_not_reused(
@@ -179,21 +182,23 @@ async def test_a_connection_the_server_closed_before_the_loop_noticed_is_not_reu
     """The server closes an idle connection just before the next request, so the event loop has
     not read the close yet (it has not run since): the socket itself says so, and the request
     goes out on a new connection rather than failing on the closed one."""
-    close_now = threading.Event()
+    close_now, closed = threading.Event(), threading.Event()
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         server = threading.Thread(
-            target=answer_twice_closing_the_first, args=(listener, close_now), daemon=True
+            target=answer_twice_closing_the_first, args=(listener, close_now, closed), daemon=True
         )
         server.start()
         host, port = listener.getsockname()
         async with OllamaClient(f"http://{host}:{port}") as client:
             assert await client.version() == "0.12.0"
             close_now.set()
-            time.sleep(0.05)  # blocking: the close arrives, and the event loop does not run
+            # Blocking: the event loop does not run meanwhile, so it has not read the close.
+            assert closed.wait(5)
             assert await client.version() == "0.12.0"
         server.join(5)
+    assert not server.is_alive()
     assert opened == [(host, port), (host, port)]
 
 

@@ -218,8 +218,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 def _readable(transport: asyncio.BaseTransport) -> bool:
     """Whether the transport's socket has something to read (or is closed), without waiting."""
     sock = transport.get_extra_info("socket")
-    if sock is None:
+    if transport.is_closing() or sock is None:
         return True
+    if not hasattr(select, "poll"):  # Windows; select() would refuse a descriptor over 1,023
+        return bool(select.select([sock], [], [], 0)[0])
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
     return bool(poller.poll(0))
@@ -240,13 +242,18 @@ async def _connected_socket(
     own loop) race them, the next one 250 ms after the last, so that an unreachable IPv6
     address does not use up the whole connect timeout; aiohappyeyeballs does this on any event
     loop (uvloop's own connect tries the addresses one after another)."""
-    return await aiohappyeyeballs.start_connection(
-        await _address_infos(loop, host, port),
-        local_addr_infos=await _address_infos(loop, local_address, 0) if local_address else None,
-        happy_eyeballs_delay=0.25,
-        interleave=1,
-        loop=loop,
-    )
+    try:
+        return await aiohappyeyeballs.start_connection(
+            await _address_infos(loop, host, port),
+            local_addr_infos=await _address_infos(loop, local_address, 0)
+            if local_address
+            else None,
+            happy_eyeballs_delay=0.25,
+            interleave=1,
+            loop=loop,
+        )
+    except RuntimeError as exc:  # uvloop's way of failing some connects (aiohttp#10362)
+        raise OSError(str(exc)) from exc
 
 
 async def _address_infos(
@@ -324,6 +331,8 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
             async with asyncio.timeout(timeout):
                 sock = await _connected_socket(loop, host, port, local_address)
                 try:
+                    # Set before the transport, which then sets TCP_NODELAY whatever they say
+                    # (nothing here asks otherwise).
                     for option in socket_options:
                         sock.setsockopt(*option)
                     transport, protocol = await loop.create_connection(_Buffering, sock=sock)
