@@ -19,20 +19,16 @@ from tests.conftest import live_server_environment
 from tests.live_server import BASE_DIR, daphne_process
 
 
-def test_the_default_event_loop_is_uvloops() -> None:
-    name, new_event_loop = event_loop_choice("")
+@pytest.mark.parametrize(
+    ("setting", "loop_name", "loop_type"),
+    [("", "uvloop", uvloop.Loop), ("asyncio", "asyncio", asyncio.BaseEventLoop)],
+    ids=["uvloop by default", "asyncio's own when asked"],
+)
+def test_the_event_loop_chosen(setting: str, loop_name: str, loop_type: type) -> None:
+    name, new_event_loop = event_loop_choice(setting)
     loop = new_event_loop()
     try:
-        assert name == "uvloop" and isinstance(loop, uvloop.Loop)
-    finally:
-        loop.close()
-
-
-def test_event_loop_asyncio_is_asyncios_own() -> None:
-    name, new_event_loop = event_loop_choice("asyncio")
-    loop = new_event_loop()
-    try:
-        assert name == "asyncio" and isinstance(loop, asyncio.BaseEventLoop)
+        assert name == loop_name and isinstance(loop, loop_type)
     finally:
         loop.close()
 
