@@ -361,6 +361,41 @@ def ndjson(*lines: str, status: int = 200) -> httpx.Response:
 FINAL = '{"model":"m","message":{"role":"assistant","content":""},"done":true}'
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"temperature": 0.2, "stop": ["«fin»", "\u2028"]},
+        {"seed": 2**70},  # beyond what orjson encodes: the standard library's encoding
+    ],
+)
+async def test_the_request_body_is_the_json_httpx_would_send(options: dict[str, Any]) -> None:
+    """The body is encoded by orjson for speed: the same bytes and type as httpx's ``json=``
+    (compact, UTF-8, not ASCII-escaped), whatever the history holds."""
+    messages = [ChatMessage("system", "Réponds «brièvement» 🙂"), ChatMessage("user", 'a "b"\n\\')]
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return ndjson(FINAL)
+
+    client = mock_client(handler)
+    assert [c.done async for c in client.chat_stream(model="m", messages=messages, options=options)]
+    [ours] = sent
+    expected = httpx.Request(
+        "POST",
+        "http://ollama.test/api/chat",
+        json={
+            "model": "m",
+            "messages": [message.to_json() for message in messages],
+            "stream": True,
+            "options": options,
+        },
+    )
+    assert ours.content == expected.content
+    for header in ("content-type", "content-length"):
+        assert ours.headers[header] == expected.headers[header]
+
+
 async def test_a_malformed_line_is_a_malformed_response() -> None:
     client = mock_client(
         lambda request: ndjson(

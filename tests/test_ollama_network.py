@@ -105,6 +105,39 @@ async def test_a_request_goes_out_at_once_not_held_for_more_to_send(
     assert nodelay and all(nodelay)
 
 
+async def test_a_request_on_a_kept_connection_is_written_without_a_turn_of_the_loop(
+    fake_ollama: FakeOllamaServer,
+) -> None:
+    """On a worker relaying other replies, every turn the event loop takes before a request is
+    written runs their work first. httpcore took two such turns per request, one per lock it
+    takes (conversations/ollama/pool_locks.py): here nothing else runs in between."""
+    async with OllamaClient(fake_ollama.url) as client:
+        await _turns_before_written(client)  # makes the connection
+        for _ in range(2):  # on the connection kept
+            assert await _turns_before_written(client) == 0
+
+
+async def _turns_before_written(client: OllamaClient) -> int:
+    """How many times other work ran between asking for a reply and its request written."""
+    loop = asyncio.get_running_loop()
+    others_ran = 0
+    written_after: list[int] = []
+
+    def other_work() -> None:
+        nonlocal others_ran
+        others_ran += 1
+        if not written_after:
+            loop.call_soon(other_work)
+
+    loop.call_soon(other_work)
+    chunks = client.chat_stream(
+        model="llama3.2", messages=HELLO, on_sent=lambda: written_after.append(others_ran)
+    )
+    assert "".join([c.content async for c in chunks]) == expected_reply("llama3.2", HELLO_JSON)
+    assert others_ran > 0  # the other work did run, while the reply streamed
+    return written_after[0]
+
+
 @contextmanager
 def address_that_does_not_answer() -> Iterator[tuple[str, int]]:
     """A loopback address where a connection is neither accepted nor refused, as on a route

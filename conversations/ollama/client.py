@@ -15,6 +15,7 @@ from contextlib import aclosing, suppress
 from typing import Any
 
 import httpx
+import orjson
 
 from conversations.ollama.errors import (
     BadRequest,
@@ -31,6 +32,7 @@ from conversations.ollama.errors import (
 )
 from conversations.ollama.ndjson import lines_until_stalled
 from conversations.ollama.network import AsyncioTransport
+from conversations.ollama.pool_locks import httpcore_locks_fast
 from conversations.ollama.types import (
     ChatChunk,
     ChatMessage,
@@ -68,6 +70,7 @@ class OllamaClient:
         between two chunks."""
         self.base_url = base_url.rstrip("/")
         self.stall_timeout = stall_timeout
+        httpcore_locks_fast()  # a request goes out without two turns of a busy event loop
         if transport is None and not _proxy_from_environment():
             transport = AsyncioTransport(limits=POOL_LIMITS)
         self._generation_timeout = httpx.Timeout(
@@ -219,7 +222,7 @@ class OllamaClient:
             response = await self._http.request(
                 method,
                 path,
-                json=payload,
+                **_json_body(payload),
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
@@ -250,7 +253,7 @@ class OllamaClient:
         request = self._http.build_request(
             "POST",
             path,
-            json=payload,
+            **_json_body(payload),
             timeout=self._generation_timeout,
             extensions={"trace": _when_sent(on_sent)} if on_sent else None,
         )
@@ -375,10 +378,25 @@ def _add_common(
         payload["keep_alive"] = keep_alive
 
 
+def _json_body(payload: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A request's body and its type, as httpx's ``json=`` makes them (compact UTF-8), encoded
+    by orjson: a long conversation's history took the standard library 91 µs of the 170 µs it
+    took to build its request. Options are checked to be finite numbers before they get here
+    (orjson would write NaN as null, where httpx refuses it)."""
+    if payload is None:
+        return {}
+    try:
+        body = orjson.dumps(payload)
+    except orjson.JSONEncodeError:  # what orjson does not take (an integer beyond 64 bits)
+        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        body = text.encode()
+    return {"content": body, "headers": {"Content-Type": "application/json"}}
+
+
 def _decode_object(text: str | bytes) -> dict[str, Any]:
     try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
         raise MalformedResponse(f"not JSON ({exc}): {text[:200]!r}") from None
     if not isinstance(data, dict):
         raise MalformedResponse(f"expected a JSON object, got {text[:200]!r}")
