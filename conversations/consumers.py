@@ -9,14 +9,13 @@ what is its own: its snapshot, its errors, a reply's state when it joins mid-rep
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import InMemoryChannelLayer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
@@ -24,7 +23,6 @@ from django.http import Http404
 
 from conversations import frames
 from conversations.db import db
-from conversations.dispatching import dispatch_one_at_a_time
 from conversations.forms import EditForm, SendForm, first_error
 from conversations.groups import control_group, stream_group
 from conversations.models import Conversation, Message
@@ -81,17 +79,6 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self.channel_layer.group_add(stream_group(conversation_id), self.channel_name)
         await self.accept()
         await self._send_snapshot()
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """As channels' consumer runs, except how it waits for messages
-        (``conversations.dispatching``): one turn of the event loop from a message's arrival to
-        its handler, not three, and no task per message."""
-        self.scope = scope
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.channel_name = await self.channel_layer.new_channel()
-        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-        self.base_send = send
-        await dispatch_one_at_a_time([receive, self.channel_receive], self.dispatch)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """As channels dispatches, except that only the connect keeps its trip to the database
