@@ -364,13 +364,13 @@ FINAL = '{"model":"m","message":{"role":"assistant","content":""},"done":true}'
 @pytest.mark.parametrize(
     "options",
     [
-        {"temperature": 0.2, "stop": ["«fin»", "\u2028"]},
+        {"temperature": 0.2, "min_p": 0.00001, "stop": ["«fin»", "\u2028"]},
         {"seed": 2**70},  # beyond what orjson encodes: the standard library's encoding
     ],
 )
 async def test_the_request_body_is_the_json_httpx_would_send(options: dict[str, Any]) -> None:
-    """The body is encoded by orjson for speed: the same bytes and type as httpx's ``json=``
-    (compact, UTF-8, not ASCII-escaped), whatever the history holds."""
+    """The body is encoded by orjson for speed: the same JSON as httpx's ``json=`` (compact,
+    UTF-8, not ASCII-escaped) and the same type, whatever the history holds."""
     messages = [ChatMessage("system", "Réponds «brièvement» 🙂"), ChatMessage("user", 'a "b"\n\\')]
     sent: list[httpx.Request] = []
 
@@ -391,9 +391,23 @@ async def test_the_request_body_is_the_json_httpx_would_send(options: dict[str, 
             "options": options,
         },
     )
-    assert ours.content == expected.content
-    for header in ("content-type", "content-length"):
-        assert ours.headers[header] == expected.headers[header]
+    assert json.loads(ours.content) == json.loads(expected.content)
+    assert "Réponds «brièvement» 🙂".encode() in ours.content  # as written, not escaped
+    assert b'","' in ours.content and b'", "' not in ours.content  # compact
+    assert ours.headers["content-type"] == expected.headers["content-type"]
+    assert ours.headers["content-length"] == str(len(ours.content))
+
+
+async def test_a_line_that_is_not_utf8_is_a_malformed_response() -> None:
+    client = mock_client(
+        lambda request: httpx.Response(
+            200,
+            headers={"content-type": "application/x-ndjson"},
+            content=b'{"model":"m","message":{"role":"assistant","content":"\xff"},"done":false}\n',
+        )
+    )
+    with pytest.raises(MalformedResponse):
+        await collect(client, "m")
 
 
 async def test_a_malformed_line_is_a_malformed_response() -> None:

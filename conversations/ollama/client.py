@@ -379,14 +379,19 @@ def _add_common(
 
 
 def _json_body(payload: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A request's body and its type, as httpx's ``json=`` makes them (compact UTF-8), encoded
-    by orjson: a long conversation's history took the standard library 91 µs of the 170 µs it
-    took to build its request. Options are checked to be finite numbers before they get here
-    (orjson would write NaN as null, where httpx refuses it)."""
+    """A request's body and its type: the JSON httpx's ``json=`` makes (compact, UTF-8, not
+    ASCII-escaped; a float may be spelt differently, 0.00001 for 1e-05, the same number to
+    Ollama), encoded by orjson: a long conversation's history took the standard library 91 µs
+    of the 170 µs it took to build its request. What orjson refuses, or would write where
+    httpx refused (a dataclass, a date), goes through the standard library as before. orjson
+    writes NaN as null where httpx raised: options are checked to be finite numbers when they
+    are saved (``ollama_options``), and keep_alive is a string of at most 20 characters."""
     if payload is None:
         return {}
     try:
-        body = orjson.dumps(payload)
+        body = orjson.dumps(
+            payload, option=orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+        )
     except orjson.JSONEncodeError:  # what orjson does not take (an integer beyond 64 bits)
         text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         body = text.encode()

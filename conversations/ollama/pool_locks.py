@@ -11,7 +11,9 @@ anyio's ``fast_acquire`` lock skips that turn and nothing else: a cancelled task
 it, and a task that waits for a held lock still waits. httpcore adopted it (encode/httpcore#953)
 and took it back for reasons of process, not of behaviour (encode/httpcore#1002); pydantic's
 httpx2 has it again. Until httpcore has it, its lock is made as httpcore makes it, then given a
-``fast_acquire`` lock in place of anyio's default one. ``tests/test_ollama_network.py`` fails if
+``fast_acquire`` lock in place of anyio's default one. The change is the process's, not only
+this client's: every httpx client in the worker gets these locks, from the first Ollama client
+made on. ``tests/test_ollama_network.py`` fails if
 a request on a kept connection gives the loop a turn before it is written (as it would if
 httpcore changed how it makes its locks).
 """
