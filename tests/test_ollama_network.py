@@ -5,6 +5,7 @@ them, TLS to an Ollama behind a proxy, timeouts, and flow control in both direct
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import socket
 import ssl
@@ -258,8 +259,13 @@ class CountingServer:
                 writer.write(VERSION_REPLY)
                 await writer.drain()
         finally:
-            self.ended += 1
+            # Counted once the socket is closed, not when closing is asked for: a test that
+            # waits for the server to be gone then finds the connection closed, as a client
+            # later than the close would.
             writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+            self.ended += 1
 
     @property
     def accepted(self) -> int:
