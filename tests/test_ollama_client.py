@@ -365,7 +365,7 @@ FINAL = '{"model":"m","message":{"role":"assistant","content":""},"done":true}'
     "options",
     [
         {"temperature": 0.2, "min_p": 0.00001, "stop": ["«fin»", "\u2028"]},
-        {"seed": 2**70},  # beyond what orjson encodes: the standard library's encoding
+        {"seed": 2**70},  # beyond what orjson encodes: httpx encodes it itself
     ],
 )
 async def test_the_request_body_is_the_json_httpx_would_send(options: dict[str, Any]) -> None:

@@ -383,9 +383,10 @@ def _json_body(payload: Mapping[str, Any] | None) -> dict[str, Any]:
     ASCII-escaped; a float may be spelt differently, 0.00001 for 1e-05, the same number to
     Ollama), encoded by orjson: a long conversation's history took the standard library 91 µs
     of the 170 µs it took to build its request. What orjson refuses, or would write where
-    httpx refused (a dataclass, a date), goes through the standard library as before. orjson
-    writes NaN as null where httpx raised: options are checked to be finite numbers when they
-    are saved (``ollama_options``), and keep_alive is a string of at most 20 characters."""
+    httpx refused (a dataclass, a date), is left to httpx's ``json=`` itself, which encodes or
+    refuses it as before. orjson writes NaN as null where httpx raised: options are checked to
+    be finite numbers when they are saved (``ollama_options``), and keep_alive is a string of at
+    most 20 characters."""
     if payload is None:
         return {}
     try:
@@ -393,8 +394,7 @@ def _json_body(payload: Mapping[str, Any] | None) -> dict[str, Any]:
             payload, option=orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
         )
     except orjson.JSONEncodeError:  # what orjson does not take (an integer beyond 64 bits)
-        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        body = text.encode()
+        return {"json": payload}
     return {"content": body, "headers": {"Content-Type": "application/json"}}
 
 
