@@ -13,7 +13,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpcore
 import httpx
@@ -116,6 +116,84 @@ async def test_a_request_on_a_kept_connection_is_written_without_a_turn_of_the_l
         await _turns_before_written(client)  # makes the connection
         for _ in range(2):  # on the connection kept
             assert await _turns_before_written(client) == 0
+
+
+class _RecordingTransport:
+    """A connection's transport, recording each hand-off of bytes to it (a write, or the
+    pieces of one writelines)."""
+
+    def __init__(self, transport: asyncio.Transport, handed: list[list[bytes]]) -> None:
+        self._transport = transport
+        self._handed = handed
+
+    def write(self, data: bytes) -> None:
+        self._handed.append([bytes(data)])
+        self._transport.write(data)
+
+    def writelines(self, pieces: Sequence[bytes]) -> None:
+        self._handed.append([bytes(piece) for piece in pieces])
+        self._transport.writelines(pieces)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+@pytest.fixture
+def handed(monkeypatch: pytest.MonkeyPatch) -> list[list[bytes]]:
+    """What every connection's transport is handed, in order, one list per hand-off."""
+    handed: list[list[bytes]] = []
+    make_stream = network.AsyncioStream.__init__
+
+    def recording(self: network.AsyncioStream, transport: Any, protocol: Any) -> None:
+        make_stream(self, cast(asyncio.Transport, _RecordingTransport(transport, handed)), protocol)
+
+    monkeypatch.setattr(network.AsyncioStream, "__init__", recording)
+    return handed
+
+
+async def test_a_request_goes_out_in_one_write_not_one_per_piece(
+    handed: list[list[bytes]],
+) -> None:
+    """httpcore writes a request's headers, then its body: each write woke the server on its
+    own (and on loopback ran it before the write returned). Both go out together, as the
+    client starts waiting for the response."""
+    requests: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        requests.append(head + await reader.readexactly(length))
+        writer.write(VERSION_REPLY)
+        await writer.drain()
+
+    async with (
+        raw_server(answer) as url,
+        httpx.AsyncClient(transport=AsyncioTransport(limits=POOL_LIMITS)) as http,
+    ):
+        response = await http.post(f"{url}/api/chat", json={"model": "llama3.2"})
+    assert response.json() == {"version": "0.12.0"}
+    assert len(handed) == 1  # one hand-off to the transport …
+    assert len(handed[0]) == 2  # … of both pieces, headers then body …
+    assert b"".join(handed[0]) == requests[0]  # … which are what the server read
+    assert requests[0].endswith(b'{"model":"llama3.2"}')
+
+
+async def test_a_small_write_not_followed_by_a_read_goes_out_at_the_next_turn(
+    handed: list[list[bytes]],
+) -> None:
+    received: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readexactly(5))
+
+    async with raw_server(record) as url:
+        stream = await AsyncioBackend().connect_tcp("127.0.0.1", int(url.rsplit(":", 1)[1]))
+        await stream.write(b"hello")
+        assert handed == []  # held: more may follow at once …
+        await asyncio.sleep(0)
+        assert handed == [[b"hello"]]  # … and sent when the writer lets the loop turn
+        await _until(lambda: received == [b"hello"])
+        await stream.aclose()
 
 
 async def _turns_before_written(client: OllamaClient) -> int:

@@ -31,6 +31,9 @@ import httpx
 # worker cannot keep up with backs up into Ollama, not into memory.
 HIGH_WATER_BYTES = 256 * 1024
 LOW_WATER_BYTES = 64 * 1024
+# Writes smaller than this in all are held until the writer reads, or the event loop's next
+# turn, and go out as one (AsyncioStream.write); anything larger goes out at once.
+COALESCE_MAX_BYTES = 64 * 1024
 
 
 class _Buffering(asyncio.Protocol):
@@ -130,8 +133,13 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     def __init__(self, transport: asyncio.Transport, protocol: _Buffering) -> None:
         self._transport = transport
         self._protocol = protocol
+        # Written, not yet handed to the transport (see ``write``).
+        self._held: list[bytes] = []
+        self._held_bytes = 0
+        self._flush_scheduled = False
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self._flush()  # what was written goes out before its answer is waited for
         protocol = self._protocol
         if not protocol.buffer and not protocol.ended:
             with _raising(httpcore.ReadTimeout, httpcore.ReadError):
@@ -147,22 +155,46 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         return b""  # the peer closed the connection
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """httpcore writes a request in pieces, its headers and then its body, without
+        waiting in between. Sent one by one, each piece woke the server on its own; on
+        loopback the kernel then ran the server on the writer's processor before the write
+        returned (measured on this 2-core machine: 0.3 ms a piece, where the write itself
+        takes 0.07 ms). Small pieces are held and go out together when the writer reads (for
+        a request: at once, to wait for the response) or at the event loop's next turn,
+        whichever comes first."""
         if not buffer:
             return
         protocol = self._protocol
         if self._transport.is_closing():
             raise httpcore.WriteError(str(protocol.error or "the connection is closed"))
-        self._transport.write(buffer)
+        self._held.append(buffer)
+        self._held_bytes += len(buffer)
+        if self._held_bytes < COALESCE_MAX_BYTES:
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+            return
+        self._flush()
         with _raising(httpcore.WriteTimeout, httpcore.WriteError):
             async with asyncio.timeout(timeout):
                 await protocol.drained()
         if protocol.error is not None:
             raise httpcore.WriteError(str(protocol.error))
 
+    def _flush(self) -> None:
+        """Hand what is held to the transport, as one write."""
+        self._flush_scheduled = False
+        if not self._held:
+            return
+        held, self._held, self._held_bytes = self._held, [], 0
+        if not self._transport.is_closing():  # else the read that follows says why
+            self._transport.writelines(held)
+
     async def aclose(self) -> None:
         # As anyio closes a socket: politely, then at once if that did not take (also when
         # cancelled meanwhile: a TLS close could otherwise wait for the peer).
         try:
+            self._flush()
             if not self._transport.is_closing():
                 self._transport.close()
                 await asyncio.sleep(0)
@@ -180,6 +212,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
+        self._flush()
         try:
             with _raising(httpcore.ConnectTimeout, httpcore.ConnectError):
                 async with asyncio.timeout(timeout):
