@@ -180,25 +180,23 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     ) -> None:
         """``shown_first``: the action can show the turn before writing it (a text send);
         ``clears_composer``: once the turn is saved, the composer is emptied."""
-        early = EarlyStart(self.conversation.pk)
+        # This socket handles its messages one at a time, and the start would otherwise wait
+        # in its queue until this handler returns: the turn's announcer shows it this page.
+        early = EarlyStart(self.conversation.pk, page=self)
         if shown_first:
             kwargs["show"] = early.show
         trip = asyncio.ensure_future(turn_prepare(action, self.conversation, early, **kwargs))
         shown = False
         try:
-            # A turn shown before it is written goes on writing once this page has its start:
-            # this socket handles its messages one at a time, and the start would otherwise
-            # wait in its queue until this handler returns, after the commit.
+            # A turn shown before it is written goes on writing once this page has its start.
             waited: list[asyncio.Future[Any]] = [trip, early.started]
             await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
-            if early.started.done() and (announcement := early.started.result()) is not None:
-                await self.turn_started(announcement)
-                shown = True
+            shown = early.started.done() and early.started.result()
         except asyncio.CancelledError:
             trip.cancel()  # as when the trip itself is awaited: the socket is closing
             raise
         finally:
-            early.page_has_start()
+            early.page_waits_no_more()
         if shown and not trip.done():
             # Its reply's first text may be queued behind this handler: relay it meanwhile.
             task = asyncio.create_task(self._turn_written(trip, early, clears_composer))
@@ -239,16 +237,23 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     # --- events from the conversation's group --------------------------------------------------
 
     async def turn_started(self, event: dict[str, Any]) -> None:
-        if event["reply_id"] not in self._shown:  # else this socket's snapshot had the turn
-            self._shown[event["reply_id"]] = 0  # a new reply: nothing shown, nothing missed
-            self._heard_from(event["reply_id"])
-            html = event.get("html") or await db(frames.turn_started_frame_from_db)(
-                self.conversation.pk, event["message_ids"], event["removed_ids"]
-            )
-            await self.send(html)
-            self._ensure_watchdog()
-        if "delta" in event:  # the reply's first text, if it came before the announcement
-            await self.generation_delta(event["delta"])
+        reply_id = event["reply_id"]
+        delta = event.get("delta")  # the reply's first text, if it came before the announcement
+        if reply_id in self._shown:  # this socket's snapshot had the turn, or it was shown it
+            if delta is not None:
+                await self.generation_delta(delta)
+            return
+        self._shown[reply_id] = 0  # a new reply: nothing shown, nothing missed
+        self._heard_from(reply_id)
+        html = event.get("html") or await db(frames.turn_started_frame_from_db)(
+            self.conversation.pk, event["message_ids"], event["removed_ids"]
+        )
+        if delta is not None and delta["seq"] == 1:
+            # One frame, not two: one message for the page to swap, one write to its socket.
+            self._shown[reply_id] = delta["seq"]
+            html += delta["html"]
+        await self.send(html)
+        self._ensure_watchdog()
 
     async def turn_retracted(self, event: dict[str, Any]) -> None:
         """A turn shown before it was written could not be written: show the conversation as

@@ -16,7 +16,7 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
 from typing import Any
 
@@ -92,6 +92,10 @@ class Generation:
         self._saved_at = time.monotonic()
         # Its running task, once launched.
         self.task: asyncio.Task[None] | None = None
+        # Shows the reply's first text to the page that asked for it, at once, as that page
+        # was shown the turn's start (turn_start.py); every other delta, and every other page,
+        # goes through the conversation's group.
+        self.first_text_to: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
     # --- the life of a reply -----------------------------------------------------------------
 
@@ -196,9 +200,16 @@ class Generation:
         if self.discarded:
             return
         event = self._next_delta()
-        if event is not None:
-            # A lost delta costs viewers some text until the final frame, never the saved reply.
-            await self._quietly(self.layer.group_send(stream_group(self.conversation_id), event))
+        if event is None:
+            return
+        if (page := self.first_text_to) is not None:
+            self.first_text_to = None
+            try:
+                await page(event)
+            except Exception:  # the page gets it through the group, as the others do
+                logger.exception("Could not show the first text of reply %s", self.reply_id)
+        # A lost delta costs viewers some text until the final frame, never the saved reply.
+        await self._quietly(self.layer.group_send(stream_group(self.conversation_id), event))
 
     def first_delta(self) -> dict[str, Any] | None:
         """The reply's first delta, if its text has arrived before the turn is announced: it

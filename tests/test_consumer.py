@@ -726,8 +726,9 @@ async def test_text_that_arrives_before_the_announcement_goes_out_with_it(
     live, owner, settings, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     """Once, in the announcement's event (not as an event of its own, which cost every socket
-    another turn of its receive loop), shown after the turn's start and before what follows,
-    and the reply ends up whole: nothing missed, nothing twice."""
+    another turn of its receive loop), shown in the frame of the turn's start (one swap, one
+    write), after the start and before what follows, and the reply ends up whole: nothing
+    missed, nothing twice."""
     use_layer(settings, f"{__name__}.RecordingLayer")
     announcement_after_first_text(monkeypatch)
     conversation, tab, reply = await start_reply(owner)
@@ -738,9 +739,43 @@ async def test_text_that_arrives_before_the_announcement_goes_out_with_it(
     deltas = [m["seq"] for m in published if m["type"] == "generation.delta"]
     assert deltas and deltas[0] == 2  # the first went with the announcement
     assert deltas == list(range(2, 2 + len(deltas)))
-    texts = [i for i, f in enumerate(tab.frames) if f'<div id="msg-{reply.pk}-tail" hx-' in f]
+    first_text = f'<div id="msg-{reply.pk}-tail" hx-'
+    texts = [i for i, f in enumerate(tab.frames) if first_text in f]
     announcement = next(i for i, f in enumerate(tab.frames) if 'data-role="user"' in f)
-    assert announcement < texts[0]  # the first text comes after the turn it belongs to
+    assert texts[0] == announcement  # the first text is in the start's frame …
+    start = tab.frames[announcement]
+    assert start.index(f'id="msg-{reply.pk}"') < start.index(first_text)  # … after the turn
+    expected = expected_reply("llama3.2:latest", [{"role": "user", "content": "Hello there"}])
+    assert tab.streamed[reply.pk] == tab.contents[reply.pk] == rendered(expected)
+    await tab.close()
+
+
+async def test_the_asking_page_is_shown_the_first_text_without_waiting_in_its_queue(
+    live, owner, settings, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The first text that comes after the announcement is shown to the page that asked by
+    the task that publishes it, as the start was: here the page's socket lets no delta of the
+    group through until the page shows the first text, which it still does, once; the rest of
+    the reply then follows, nothing missed, nothing twice."""
+    use_layer(settings, f"{__name__}.RecordingLayer")
+    live.model("llama3.2").first_token_delay = 0.3  # the start goes out well before the text
+    release = asyncio.Event()
+    dispatch = consumers.ConversationConsumer.dispatch
+
+    async def held(self, message):  # type: ignore[no-untyped-def]
+        if message["type"] == "generation.delta":
+            await release.wait()
+        await dispatch(self, message)
+
+    monkeypatch.setattr(consumers.ConversationConsumer, "dispatch", held)
+    conversation, tab, reply = await start_reply(owner)
+    first_text = f'<div id="msg-{reply.pk}-waiting" hx-swap-oob="delete">'
+    await tab.until(lambda t: any(first_text in frame for frame in t.frames))
+    release.set()
+    assert await tab.until_finished(reply.pk) == "complete"
+    started = [m for m in channel_layers["default"].published if m["type"] == "turn.started"]
+    assert "delta" not in started[0]  # the text did come after the start
+    assert sum(first_text in frame for frame in tab.frames) == 1
     expected = expected_reply("llama3.2:latest", [{"role": "user", "content": "Hello there"}])
     assert tab.streamed[reply.pk] == tab.contents[reply.pk] == rendered(expected)
     await tab.close()

@@ -131,15 +131,16 @@ class Tab:
                 ) from None
             arrived = now_us()
             assert isinstance(frame, str)
-            if "<article" in frame:  # a turn starting, or a reply finished (whole, again)
+            if "<article" in frame:  # a turn starting (with its first text, if it came), or
+                # a reply finished (whole, again: its tokens are not new)
                 if not reply.reply_id and (started := _STREAMING_REPLY.search(frame)):
                     reply.reply_id = int(started[1])
                 elif reply.reply_id and (status := _status_of(reply.reply_id, frame)):
                     reply.status = status
                     if status != "streaming":
                         reply.finished_at = arrived
-                continue
-            if 'id="chat-error"' in frame and (error := _ERROR.search(frame)):
+                        continue
+            elif 'id="chat-error"' in frame and (error := _ERROR.search(frame)):
                 raise RuntimeError(f"the app refused the message: {error[1].strip()}")
             fresh = [int(stamp) for stamp in _STAMP.findall(frame) if int(stamp) > seen]
             if not fresh:
