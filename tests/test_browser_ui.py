@@ -52,8 +52,11 @@ def conversation_with(
 ) -> Conversation:
     """A conversation saved straight into the database: user and assistant turns in order."""
     owner = User.objects.get(username=owner_name)
-    # A minute ago: what the test sends next comes after these messages.
-    moment = timezone.now() - timedelta(days=age_days, minutes=1)
+    # A minute ago (what the test sends next comes after these messages), but never before
+    # today's midnight on the site's clock, so that a chat of today is today's at any hour.
+    start_of_today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    moment = max(timezone.now() - timedelta(minutes=1), start_of_today)
+    moment -= timedelta(days=age_days)
     conversation = Conversation.objects.create(
         owner=owner, model=model, model_name=model.name, title=title, updated_at=moment
     )
