@@ -145,7 +145,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         # worker that joined between the start and the commit would get neither.
         shown_first = isinstance(self.channel_layer, InMemoryChannelLayer)
         await self._start_turn(
-            turn_send, content=content, shown_first=shown_first, clears_composer=True, ahead=True
+            turn_send, content=content, shown_first=shown_first, clears_composer=True
         )
 
     async def _edit_message(self, data: dict[str, Any]) -> None:
@@ -176,23 +176,16 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         *,
         shown_first: bool = False,
         clears_composer: bool = False,
-        ahead: bool = False,
         **kwargs: Any,
     ) -> None:
         """``shown_first``: the action can show the turn before writing it (a text send);
-        ``clears_composer``: once the turn is saved, the composer is emptied; ``ahead``: Ollama
-        may be asked for the reply to ``content`` before the turn reads the database."""
+        ``clears_composer``: once the turn is saved, the composer is emptied."""
         # This socket handles its messages one at a time, and the start would otherwise wait
         # in its queue until this handler returns: the turn's announcer shows it this page.
         early = EarlyStart(self.conversation.pk, page=self)
         if shown_first:
             kwargs["show"] = early.show
-        if ahead:
-            early.ask_ahead(kwargs["content"])
         trip = asyncio.ensure_future(turn_prepare(action, self.conversation, early, **kwargs))
-        # However the trip ends (or if it never runs: a socket closing first), nothing asked
-        # ahead is left running unheard.
-        trip.add_done_callback(lambda _: early.release_ahead())
         shown = False
         try:
             # A turn shown before it is written goes on writing once this page has its start.

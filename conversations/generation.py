@@ -24,7 +24,6 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.db.models import Q
 
 from conversations import frames
-from conversations.answered import answered_remember
 from conversations.checkpoints import (
     CHECKPOINT_SECONDS,
     Checkpoint,
@@ -147,8 +146,6 @@ class Generation:
         finished: dict[str, Any] = {"type": "generation.finished", "message_id": self.reply_id}
         try:
             saved, finished["html"] = await self._save_outcome(status, error)
-            if saved:  # before the pages hear of the end: a send may follow at once
-                answered_remember(self.conversation_id, self.request, "".join(self.reading.content))
         finally:
             # Even when saving failed, sockets re-read the reply instead of waiting for ever.
             await self._announced.wait()

@@ -7,7 +7,7 @@ model, and an estimate that errs on the long side keeps the latest message from 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -135,8 +135,7 @@ def _as_chat_message(message: HistoryMessage) -> ChatMessage:
     for image in message.images:
         with image.file.open("rb") as file:
             pictures.append(file.read())
-    # A tuple, as a message without images has: requests built apart compare equal.
-    return ChatMessage("user", message.content, images=tuple(pictures))
+    return ChatMessage("user", message.content, images=pictures)
 
 
 def _belongs_in_history(message: HistoryMessage) -> bool:
@@ -162,48 +161,19 @@ def history_request(conversation: Conversation, history: Sequence[HistoryMessage
     # The user's settings count only as far as the model still allows them today.
     overrides = allowed_overrides(conversation.options, model.user_bounds())
     options = {**(model.default_options or {}), **overrides}
-    options["num_ctx"] = context_budget(model, options)
-    system = system_prompt_text(conversation, model)
-    return _fitted(
-        ReplyRequest(
-            model=model.name,
-            messages=[ChatMessage("system", system)] if system else [],
-            options=options,
-            keep_alive=model.keep_alive_for_request(),
-            think=True if model.supports_thinking else None,
-            history_dropped=0,
-        ),
-        turns,
-    )
-
-
-def next_request(previous: ReplyRequest, reply: str, content: str) -> ReplyRequest:
-    """The request that answers ``content`` sent after ``previous`` was answered with
-    ``reply``, as ``history_request`` builds it from the database when nothing else changed
-    (no other turn, setting, model or prompt): built without the database, to ask Ollama
-    before the turn is read. Whoever uses it compares it with ``history_request``'s."""
-    system = [m for m in previous.messages[:1] if m.role == "system"]
-    turns = previous.messages[len(system) :]
-    if reply:  # as _belongs_in_history: a reply that said nothing is not sent back
-        turns = [*turns, ChatMessage("assistant", reply)]
-    # What the previous request dropped, this one drops too (the history only grew), and
-    # dropping goes on from there as it would from the start.
-    return _fitted(replace(previous, messages=system), [*turns, ChatMessage("user", content)])
-
-
-def _fitted(start: ReplyRequest, turns: list[ChatMessage]) -> ReplyRequest:
-    """``start`` (its system messages, options and what it dropped already) with as many of
-    ``turns``, the newest, as fit the context it plans for."""
-    options = start.options
-    budget = int(options["num_ctx"])
+    budget = context_budget(model, options)
+    options["num_ctx"] = budget
     num_predict = options.get("num_predict")
     reserve = (
         int(num_predict)
         if isinstance(num_predict, int | float) and num_predict > 0
         else min(2048, budget // 4)
     )
+
+    system = system_prompt_text(conversation, model)
+    system_messages = [ChatMessage("system", system)] if system else []
     sizes = [estimate_tokens(m) for m in turns]
-    total = sum(estimate_tokens(m) for m in start.messages) + sum(sizes)
+    total = sum(estimate_tokens(m) for m in system_messages) + sum(sizes)
     dropped = 0
     # Drop the oldest turns until the rest fits; never the system prompt or the latest message.
     while len(turns) - dropped > 1 and total > budget - reserve:
@@ -213,8 +183,13 @@ def _fitted(start: ReplyRequest, turns: list[ChatMessage]) -> ReplyRequest:
         while len(turns) - dropped > 1 and turns[dropped].role == "assistant":
             total -= sizes[dropped]
             dropped += 1
-    return replace(
-        start,
-        messages=[*start.messages, *turns[dropped:]],
-        history_dropped=start.history_dropped + dropped,
+    turns = turns[dropped:]
+
+    return ReplyRequest(
+        model=model.name,
+        messages=system_messages + turns,
+        options=options,
+        keep_alive=model.keep_alive_for_request(),
+        think=True if model.supports_thinking else None,
+        history_dropped=dropped,
     )

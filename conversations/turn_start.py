@@ -4,12 +4,10 @@ Everything between a user's send and the first token is here, and the path is ke
 turn is saved and its announcement rendered in one trip to the database thread, and Ollama is
 asked from that trip as soon as the turn knows what to ask (under the turn's lock, before the
 reply is written), so the model works on its first token while the turn is written and the
-announcement renders. A text send after a reply this worker saved asks even sooner, from the
-event loop before that trip, with the request built from the last one (answered.py); the turn,
-under its lock, keeps it if it is the request it builds itself, or stops it and asks again. A
-turn that cannot be saved stops what was asked. The generation publishes nothing before the
-announcement is out, so no page gets a delta before the reply it belongs to. The start runs as
-a task of the worker: a socket that closes meanwhile stops nothing half-way.
+announcement renders. A turn that cannot be saved stops what was asked. The generation
+publishes nothing before the announcement is out, so no page gets a delta before the reply it
+belongs to. The start runs as a task of the worker: a socket that closes meanwhile stops
+nothing half-way.
 """
 
 from __future__ import annotations
@@ -25,7 +23,6 @@ from channels.layers import get_channel_layer
 from django.db import DatabaseError
 
 from conversations import frames
-from conversations.answered import answered_next_request, answered_take
 from conversations.db import db
 from conversations.generation import Generation, generation_launch, generation_prepare
 from conversations.groups import stream_group
@@ -86,40 +83,6 @@ class EarlyStart:
         self.started: asyncio.Future[bool] = self.loop.create_future()
         self._page_has_start = threading.Event()
         self.shown = False
-        # What the conversation's last reply asked and said, if this worker kept it (taken by
-        # any turn: each changes the conversation); and what was asked ahead with it.
-        self._answered = answered_take(conversation_id)
-        self._ahead: tuple[ReplyRequest, ReplyReading] | None = None
-        self._ahead_lock = threading.Lock()
-
-    def ask_ahead(self, content: str) -> None:
-        """On the loop, before the turn's trip to the database: ask Ollama now for the reply
-        to ``content``, with the request built from the last reply's (``answered.py``). The
-        turn compares it with the one it builds under its lock, and keeps what was asked or
-        asks again. Measured: the trip to the database thread, its lock and the history took
-        1.5–2.5 ms of a first token at 50 replies; the model now works meanwhile."""
-        if self._answered is None:
-            return
-        try:
-            request = answered_next_request(self._answered, content)
-            reading = ReplyReading(get_client(), request, on_sent=self._sent.set)
-        except Exception:  # the turn asks as it would have
-            logger.exception("Could not ask ahead in conversation %s", self.conversation_id)
-            return
-        self._ahead = (request, reading)
-
-    def _take_ahead(self) -> tuple[ReplyRequest, ReplyReading] | None:
-        with self._ahead_lock:  # the database thread and the loop may both reach for it
-            ahead, self._ahead = self._ahead, None
-        return ahead
-
-    def release_ahead(self) -> None:
-        """From either thread, once the turn no longer can keep it: what was asked ahead and
-        not kept is stopped (a refused turn, a request that differed, a socket that closed
-        before its turn ran)."""
-        ahead = self._take_ahead()
-        if ahead is not None:
-            self.loop.call_soon_threadsafe(_abandon, ahead[1])
 
     def ask(self, conversation: Conversation, history: list[HistoryMessage]) -> None:
         """In the database thread, under the turn's lock: build the request and ask Ollama
@@ -131,17 +94,9 @@ class EarlyStart:
             raise
         except Exception:
             logger.exception("Could not prepare a reply in conversation %s", conversation.pk)
-            self.release_ahead()
             return
         self.asked = True
-        ahead = self._take_ahead()
-        if ahead is not None and ahead[0] == request:  # asked already, and rightly
-            self.loop.call_soon_threadsafe(self._begin, request, ahead[1])
-        else:
-            if ahead is not None:  # asked something else: stopped before the right one goes
-                self._sent = threading.Event()
-                self.loop.call_soon_threadsafe(_abandon, ahead[1])
-            self.loop.call_soon_threadsafe(self._begin, request)
+        self.loop.call_soon_threadsafe(self._begin, request)
         # The event loop and this thread share one interpreter lock, and the loop sends the
         # request in several steps, each waiting for the lock while this thread writes the
         # turn (measured: the request went out only once the writes were done). Wait, without
@@ -209,11 +164,11 @@ class EarlyStart:
         """In the database thread: the announcement is ready (None: sockets render it)."""
         self.loop.call_soon_threadsafe(_resolve, self._announcement, html)
 
-    def _begin(self, request: ReplyRequest, reading: ReplyReading | None = None) -> None:
-        # On the loop, at its next turn: the reading's task sends the request at the one after
-        # (``reading``: asked ahead, and kept).
+    def _begin(self, request: ReplyRequest) -> None:
+        # On the loop, at its next turn: the reading's task sends the request at the one after.
+        reading: ReplyReading | None = None
         try:
-            reading = reading or ReplyReading(get_client(), request, on_sent=self._sent.set)
+            reading = ReplyReading(get_client(), request, on_sent=self._sent.set)
         except Exception:
             logger.exception("Could not ask Ollama in conversation %s", self.conversation_id)
             self._sent.set()
@@ -265,14 +220,6 @@ class EarlyStart:
             await _retract(self.conversation_id, turn, generation)
 
 
-def _abandon(reading: ReplyReading) -> None:
-    """On the loop: stop a reading nobody will take over (the worker waits for it at
-    shutdown, as for a start)."""
-    task = asyncio.get_running_loop().create_task(reading.abandon())
-    _starting.add(task)
-    task.add_done_callback(_started)
-
-
 def _resolve(future: asyncio.Future[Any], value: Any) -> None:
     if not future.done():  # a start cancelled at shutdown no longer waits
         future.set_result(value)
@@ -315,8 +262,6 @@ def turn_prepare(
     except BaseException:
         early.saved(None)
         raise
-    finally:
-        early.release_ahead()  # kept by now, or never
     early.saved(turn)
     if early.shown:  # announced already, before its rows were written
         return turn, None

@@ -22,7 +22,6 @@ from django.test import Client
 from django.utils import timezone
 from PIL import Image
 
-from conversations.answered import answered_forget_all
 from conversations.db import database_thread_close, database_thread_close_blocking
 from conversations.fake_ollama import FakeOllamaServer, default_catalogue
 from conversations.generation import generations_interrupt
@@ -231,10 +230,8 @@ async def live(settings, fake_ollama: FakeOllamaServer) -> AsyncIterator[FakeOll
     settings.OLLAMA_BASE_URL = fake_ollama.url
     # A fresh channel layer for this test's event loop: a Redis layer's locks belong to one loop.
     channel_layers.backends.clear()
-    answered_forget_all()
     yield fake_ollama
     await generations_interrupt()
-    answered_forget_all()
     await close_client()
     await channel_layers["default"].flush()
     channel_layers.backends.clear()

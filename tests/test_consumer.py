@@ -23,8 +23,7 @@ from conversations import checkpoints, consumers, generation, reply_reading, tur
 from conversations.channel_layer import LocalChannelLayer
 from conversations.db import db
 from conversations.fake_ollama import expected_reply
-from conversations.fake_ollama.exchange import RecordedRequest
-from conversations.fake_ollama.server import RUNNER_STOPPED, FakeOllamaServer
+from conversations.fake_ollama.server import RUNNER_STOPPED
 from conversations.models import Conversation, LanguageModel, Message
 from conversations.ollama import close_client
 from conversations.prompting import HistoryMessage, history_request, reply_request
@@ -687,133 +686,6 @@ async def test_the_asking_page_has_the_turns_start_before_the_turn_is_written(
     reply = await wait_for_reply(conversation)
     assert await tab.until_finished(reply.pk) == "complete"
     assert shown_before_written == [True]
-    assert await Message.objects.filter(conversation=conversation).acount() == 2
-
-
-def chat_requests(live: FakeOllamaServer) -> list[RecordedRequest]:
-    return live.requests_to("/api/chat")
-
-
-async def until_true(predicate, timeout: float = 5) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
-
-
-async def answered_once(live, owner) -> tuple[Conversation, Tab, Message]:  # type: ignore[no-untyped-def]
-    """A conversation whose first reply is saved and shown whole; that reply."""
-    conversation = await new_conversation(owner)
-    tab = await open_tab(conversation, owner)
-    await tab.send("send", content="Hello there")
-    reply = await wait_for_reply(conversation)
-    assert await tab.until_finished(reply.pk) == "complete"
-    return conversation, tab, await saved_when_done(reply)
-
-
-def history_after(first_reply: Message, *, then: str) -> list[dict[str, str]]:
-    return [
-        {"role": "user", "content": "Hello there"},
-        {"role": "assistant", "content": first_reply.content},
-        {"role": "user", "content": then},
-    ]
-
-
-async def test_a_send_asks_ollama_before_its_turn_reaches_the_database(live, owner) -> None:  # type: ignore[no-untyped-def]
-    """The next send's request is built from the last reply's, and asked while the database
-    thread is still busy; its turn then finds it right and keeps it: one request, the whole
-    history in it, the reply saved and shown as ever."""
-    conversation, tab, first_reply = await answered_once(live, owner)
-    gate = threading.Event()
-    busy = asyncio.ensure_future(db(gate.wait)(10))  # the database thread, held
-    try:
-        await tab.send("send", content="And then?")
-        await until_true(lambda: len(chat_requests(live)) == 2)
-        assert not busy.done()  # asked while the turn had not read anything yet
-    finally:
-        gate.set()
-        await busy
-    reply = await next_reply(conversation, after=first_reply)
-    assert await tab.until_finished(reply.pk) == "complete"
-    assert len(chat_requests(live)) == 2  # kept, not asked again
-    asked = chat_requests(live)[1]
-    await until_true(lambda: asked.finished)
-    assert asked.body["messages"] == history_after(first_reply, then="And then?")
-    expected = expected_reply("llama3.2:latest", asked.body["messages"])
-    assert (await saved_when_done(reply)).content == expected
-    assert tab.contents[reply.pk] == rendered(expected)
-    await tab.close()
-
-
-@pytest.mark.parametrize("change", ["options", "another worker's turn"])
-async def test_a_send_asked_ahead_is_asked_again_when_the_conversation_changed(
-    live, owner, change: str
-) -> None:  # type: ignore[no-untyped-def]
-    """What was asked ahead is compared with what the database gives under the turn's lock:
-    a setting changed meanwhile, or a turn written by another worker, and it is stopped and
-    the right request asked; the reply answers that one."""
-    conversation, tab, first_reply = await answered_once(live, owner)
-    live.model("llama3.2").first_token_delay = 0.3  # the first request is stopped unanswered
-    history = history_after(first_reply, then="And then?")
-    last_reply = first_reply
-    if change == "options":
-        await Conversation.objects.filter(pk=conversation.pk).aupdate(options={"temperature": 0.2})
-    else:
-        for role, content in (("user", "Elsewhere"), ("assistant", "Answered elsewhere")):
-            last_reply = await Message.objects.acreate(
-                conversation=conversation, role=role, content=content
-            )
-        history[2:2] = [
-            {"role": "user", "content": "Elsewhere"},
-            {"role": "assistant", "content": "Answered elsewhere"},
-        ]
-    await tab.send("send", content="And then?")
-    reply = await next_reply(conversation, after=last_reply)
-    assert await tab.until_finished(reply.pk) == "complete"
-    ahead, asked = chat_requests(live)[1:]
-    await until_true(lambda: ahead.disconnected and asked.finished)
-    assert not ahead.finished
-    assert ahead.body["messages"] == history_after(first_reply, then="And then?")
-    assert asked.body["messages"] == history
-    assert asked.body["options"].get("temperature") == (0.2 if change == "options" else None)
-    expected = expected_reply("llama3.2:latest", history)
-    assert (await saved_when_done(reply)).content == expected
-    assert tab.contents[reply.pk] == rendered(expected)
-    await tab.close()
-
-
-async def test_a_refused_send_stops_what_it_asked_ahead(live, owner) -> None:  # type: ignore[no-untyped-def]
-    """The model was taken off the list meanwhile: the page is told why, nothing is saved,
-    and the request asked ahead is stopped."""
-    conversation, tab, _ = await answered_once(live, owner)
-    live.model("llama3.2").first_token_delay = 0.5
-    await LanguageModel.objects.filter(name="llama3.2:latest").aupdate(enabled=False)
-    await tab.send("send", content="And then?")
-    await tab.until(lambda t: "no longer offered" in t.error_text())
-    await until_true(lambda: len(chat_requests(live)) == 2 and chat_requests(live)[1].disconnected)
-    assert not chat_requests(live)[1].finished
-    assert await Message.objects.filter(conversation=conversation).acount() == 2
-    await tab.close()
-
-
-async def test_a_page_closed_before_its_turn_is_read_leaves_nothing_asked_unheard(
-    live, owner
-) -> None:  # type: ignore[no-untyped-def]
-    """The page closes while its send waits for the database thread: the send goes with the
-    page, as it always did (nothing of it was written), and so does what it asked ahead."""
-    conversation, tab, _ = await answered_once(live, owner)
-    live.model("llama3.2").first_token_delay = 3.0  # closing the page takes up to a second
-    gate = threading.Event()
-    busy = asyncio.ensure_future(db(gate.wait)(10))
-    try:
-        await tab.send("send", content="And then?")
-        await until_true(lambda: len(chat_requests(live)) == 2)
-        await tab.close()
-    finally:
-        gate.set()
-        await busy
-    ahead = chat_requests(live)[1]
-    await until_true(lambda: ahead.disconnected)
-    assert not ahead.finished and len(chat_requests(live)) == 2
     assert await Message.objects.filter(conversation=conversation).acount() == 2
 
 

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
 from conversations.models import Conversation, LanguageModel, Message, SystemPrompt
-from conversations.prompting import estimate_tokens, next_request, reply_request
+from conversations.prompting import estimate_tokens, reply_request
 from conversations.services import conversation_start, message_image_attach, system_prompt_save
 
 pytestmark = pytest.mark.django_db
@@ -109,13 +109,13 @@ def test_images_go_to_vision_models_only(user) -> None:
     question = add(conversation, "user", "What is it?")
     message_image_attach(message=question, upload=SimpleUploadedFile("a.png", png()))
 
-    assert reply_request(conversation, reply_to(conversation)).messages[-1].images == (png(),)
+    assert reply_request(conversation, reply_to(conversation)).messages[-1].images == [png()]
 
     vision.capabilities = ["completion"]
     vision.save()
     conversation.refresh_from_db()
     conversation.messages.filter(status="streaming").delete()
-    assert reply_request(conversation, reply_to(conversation)).messages[-1].images == ()
+    assert reply_request(conversation, reply_to(conversation)).messages[-1].images == []
 
 
 @pytest.mark.parametrize("capabilities", [["completion"], ["completion", "vision"]])
@@ -194,31 +194,3 @@ def test_only_a_reply_to_the_first_message_may_earn_a_title(conversation) -> Non
 
     assert first.answers_first_message
     assert not second.answers_first_message
-
-
-@pytest.mark.parametrize("system", ["", "Be brief."])
-def test_the_next_request_built_without_the_database_is_the_one_the_database_gives(
-    conversation, system
-) -> None:
-    """A send asks Ollama before its turn reads the database, with a request built from the
-    previous one and its reply: over a conversation that outgrows its context (old turns
-    dropped, a message too long on its own, replies that said nothing), it is the request
-    the database gives, to the last field."""
-    conversation.system_prompt_text = system
-    conversation.options = {"num_ctx": 300}
-    conversation.save()
-    add(conversation, "user", "first")
-    reply = reply_to(conversation)
-    previous = reply_request(conversation, reply)
-    for number in range(40):
-        said = "" if number % 7 == 3 else f"answer {number} " + "a" * (number * 53 % 400)
-        status = "error" if not said else "complete"
-        Message.objects.filter(pk=reply.pk).update(status=status, content=said)
-        content = "x" * 3000 if number == 25 else f"question {number} " + "q" * (number * 37 % 500)
-        add(conversation, "user", content)
-        reply = reply_to(conversation)
-        expected = reply_request(conversation, reply)
-        assert next_request(previous, said, content) == expected, number
-        previous = expected
-    assert previous.history_dropped > 40  # the oldest turns went, as the conversation grew
-    assert (previous.messages[0].role == "system") == bool(system)  # never dropped
