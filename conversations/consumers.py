@@ -252,8 +252,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             # One frame, not two: one message for the page to swap, one write to its socket.
             self._shown[reply_id] = delta["seq"]
             html += delta["html"]
+            delta = None
         await self.send(html)
         self._ensure_watchdog()
+        if delta is not None:  # not the reply's first: in order, or the state is asked for
+            await self.generation_delta(delta)
 
     async def turn_retracted(self, event: dict[str, Any]) -> None:
         """A turn shown before it was written could not be written: show the conversation as
