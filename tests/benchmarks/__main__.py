@@ -98,16 +98,23 @@ def _commit() -> str:
     return f"{commit}+uncommitted" if changed else commit
 
 
-def _timed(name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """The figure, or what went wrong: one failing figure does not cost the others."""
+def _timed(
+    name: str, work: Callable[[], dict[str, Any]], steal: dict[str, float]
+) -> dict[str, Any]:
+    """The figure, or what went wrong: one failing figure does not cost the others. The share
+    of CPU time stolen while it ran goes in ``steal``."""
+    from tests.benchmarks.machine import CpuTimes
+
     print(f"  {name}…", end="", flush=True)
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), CpuTimes.now()
     try:
         result = work()
     except Exception as error:  # reported in the table and the JSON
         print(f" failed after {time.monotonic() - started:.0f} s: {error!r}", flush=True)
         return {"error": repr(error)}
-    print(f" {time.monotonic() - started:.0f} s", flush=True)
+    finally:
+        steal[name] = CpuTimes.now().steal_percent_since(cpu_before)
+    print(f" {time.monotonic() - started:.0f} s (steal {steal[name]}%)", flush=True)
     return result
 
 
@@ -119,7 +126,7 @@ def _static_root(data_dir: Path) -> Path:
     return data_dir / "collected-static"
 
 
-def _run(arguments: argparse.Namespace) -> dict[str, Any]:
+def _run(arguments: argparse.Namespace, steal: dict[str, float]) -> dict[str, Any]:
     # Django is set up only now: the database and channel layer depend on the arguments.
     import django
 
@@ -137,9 +144,9 @@ def _run(arguments: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     call_command("migrate", verbosity=0)  # a throw-away database in the run's data directory
     if "pages" in wanted:
-        figures["pages"] = _timed("pages", pages.run)
+        figures["pages"] = _timed("pages", pages.run, steal)
     if "export" in wanted:
-        figures["export"] = _timed("export", lambda: export.run(quick=quick))
+        figures["export"] = _timed("export", lambda: export.run(quick=quick), steal)
     live = [name for name in FIGURES if name in wanted and name not in ("pages", "export")]
     if not live:
         return figures
@@ -167,7 +174,9 @@ def _run(arguments: argparse.Namespace) -> dict[str, Any]:
             owner = User.objects.create_user(f"writes-{secrets.token_hex(3)}")
             conversations = writes.prepare(owner, quick=quick)
             figures["writes"] = _timed(
-                "writes", lambda: asyncio.run(writes.measure(stack.fake, owner, conversations))
+                "writes",
+                lambda: asyncio.run(writes.measure(stack.fake, owner, conversations)),
+                steal,
             )
         socket_figures: dict[str, SocketFigure] = {
             "idle": idle,
@@ -177,7 +186,7 @@ def _run(arguments: argparse.Namespace) -> dict[str, Any]:
         }
         for name, module in socket_figures.items():
             if name in wanted:
-                figures[name] = _timed(name, partial(_socket_figure, module, stack, quick))
+                figures[name] = _timed(name, partial(_socket_figure, module, stack, quick), steal)
     return figures
 
 
@@ -203,13 +212,16 @@ def _socket_figure(module: SocketFigure, live: Live, quick: bool) -> dict[str, A
 def main() -> None:
     arguments = _arguments()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    from tests.benchmarks.machine import CpuTimes, cpu_check_ms
     from tests.benchmarks.processes import stop_on_sigterm
 
     stop_on_sigterm()
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), CpuTimes.now()
     commit = _commit()
+    check_before = cpu_check_ms()
     print(
-        f"commit {commit} · {os.cpu_count()} cores · {'quick' if arguments.quick else 'full'}"
+        f"commit {commit} · {os.cpu_count()} cores · CPU check {check_before} ms · "
+        f"{'quick' if arguments.quick else 'full'}"
         f"{' · PostgreSQL' if arguments.postgres else ''}{' · Redis' if arguments.redis else ''}"
         f"{'' if arguments.app_settings == 'chatsite.settings' else ' · ' + arguments.app_settings}",
         flush=True,
@@ -222,15 +234,23 @@ def main() -> None:
 
             redis.Redis.from_url(arguments.redis).flushdb()
             os.environ["REDIS_URL"] = arguments.redis
-        figures = _run(arguments)
+        steal: dict[str, float] = {}
+        figures = _run(arguments, steal)
 
     from tests.benchmarks.targets import rows, table
 
+    machine = {
+        "cpu_check_ms": {"before": check_before, "after": cpu_check_ms()},
+        "steal_percent": {**steal, "whole run": CpuTimes.now().steal_percent_since(cpu_before)},
+    }
     found = rows(figures)
     seconds = round(time.monotonic() - started)
     print(
         f"\n{table(found)}\n\n{sum(r.met is True for r in found)} of "
-        f"{sum(r.met is not None for r in found)} targets met · {seconds} s"
+        f"{sum(r.met is not None for r in found)} targets met · {seconds} s\n"
+        f"machine: CPU check {machine['cpu_check_ms']['before']} ms before, "
+        f"{machine['cpu_check_ms']['after']} ms after; "
+        f"{machine['steal_percent']['whole run']}% of CPU time stolen"
     )
     report = {
         "commit": commit,
@@ -241,6 +261,7 @@ def main() -> None:
         "app_settings": arguments.app_settings,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": seconds,
+        "machine": machine,
         "targets": [row.__dict__ for row in found],
         "figures": figures,
     }
