@@ -33,3 +33,8 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+from chatsite.collector import collector_settle  # noqa: E402
+
+# Last: everything above is the worker's for good.
+collector_settle()
