@@ -3,7 +3,9 @@ figures are read beside."""
 
 from __future__ import annotations
 
-from tests.benchmarks.machine import CpuTimes, cpu_check_ms
+import pytest
+
+from tests.benchmarks.machine import CpuTimes, MachineReadings, cpu_check_ms
 
 
 def test_steal_is_the_stolen_share_of_all_cpu_time_between_two_readings() -> None:
@@ -20,3 +22,21 @@ def test_cpu_times_are_read_from_proc_stat_and_only_grow() -> None:
     assert second.total > first.total > 0
     assert 0 <= second.steal <= second.total
     assert 0.0 <= second.steal_percent_since(first) <= 100.0
+
+
+def test_a_run_reads_the_machine_at_its_start_before_each_figure_and_at_its_end() -> None:
+    readings = MachineReadings()
+    readings.check("start")
+    with readings.figure("pages"):
+        pass
+    found = readings.finish()
+    assert set(found["cpu_check_ms"]) == {"start", "pages", "end"}
+    assert all(ms > 0 for ms in found["cpu_check_ms"].values())
+    assert set(found["steal_percent"]) == {"pages", "whole run"}
+
+
+def test_a_figure_that_fails_still_has_its_reading() -> None:
+    readings = MachineReadings()
+    with pytest.raises(RuntimeError), readings.figure("latency"):
+        raise RuntimeError("the figure failed")
+    assert "latency" in readings.steal_percent

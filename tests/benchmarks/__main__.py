@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import secrets
@@ -22,6 +23,8 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from tests.benchmarks.machine import MachineReadings
 
 if TYPE_CHECKING:
     from tests.benchmarks.live import Live
@@ -99,22 +102,24 @@ def _commit() -> str:
 
 
 def _timed(
-    name: str, work: Callable[[], dict[str, Any]], steal: dict[str, float]
+    name: str, work: Callable[[], dict[str, Any]], machine: MachineReadings
 ) -> dict[str, Any]:
-    """The figure, or what went wrong: one failing figure does not cost the others. The share
-    of CPU time stolen while it ran goes in ``steal``."""
-    from tests.benchmarks.machine import CpuTimes
-
+    """The figure, or what went wrong: one failing figure does not cost the others. The
+    machine's speed before it, and the share of CPU time stolen while it ran, go in
+    ``machine``."""
     print(f"  {name}…", end="", flush=True)
-    started, cpu_before = time.monotonic(), CpuTimes.now()
+    started = time.monotonic()
     try:
-        result = work()
+        with machine.figure(name):
+            result = work()
     except Exception as error:  # reported in the table and the JSON
         print(f" failed after {time.monotonic() - started:.0f} s: {error!r}", flush=True)
         return {"error": repr(error)}
-    finally:
-        steal[name] = CpuTimes.now().steal_percent_since(cpu_before)
-    print(f" {time.monotonic() - started:.0f} s (steal {steal[name]}%)", flush=True)
+    print(
+        f" {time.monotonic() - started:.0f} s (CPU check {machine.cpu_check_ms[name]} ms, "
+        f"steal {machine.steal_percent[name]}%)",
+        flush=True,
+    )
     return result
 
 
@@ -126,7 +131,7 @@ def _static_root(data_dir: Path) -> Path:
     return data_dir / "collected-static"
 
 
-def _run(arguments: argparse.Namespace, steal: dict[str, float]) -> dict[str, Any]:
+def _run(arguments: argparse.Namespace, machine: MachineReadings) -> dict[str, Any]:
     # Django is set up only now: the database and channel layer depend on the arguments.
     import django
 
@@ -144,9 +149,9 @@ def _run(arguments: argparse.Namespace, steal: dict[str, float]) -> dict[str, An
     figures: dict[str, Any] = {}
     call_command("migrate", verbosity=0)  # a throw-away database in the run's data directory
     if "pages" in wanted:
-        figures["pages"] = _timed("pages", pages.run, steal)
+        figures["pages"] = _timed("pages", pages.run, machine)
     if "export" in wanted:
-        figures["export"] = _timed("export", lambda: export.run(quick=quick), steal)
+        figures["export"] = _timed("export", lambda: export.run(quick=quick), machine)
     live = [name for name in FIGURES if name in wanted and name not in ("pages", "export")]
     if not live:
         return figures
@@ -176,7 +181,7 @@ def _run(arguments: argparse.Namespace, steal: dict[str, float]) -> dict[str, An
             figures["writes"] = _timed(
                 "writes",
                 lambda: asyncio.run(writes.measure(stack.fake, owner, conversations)),
-                steal,
+                machine,
             )
         socket_figures: dict[str, SocketFigure] = {
             "idle": idle,
@@ -186,7 +191,7 @@ def _run(arguments: argparse.Namespace, steal: dict[str, float]) -> dict[str, An
         }
         for name, module in socket_figures.items():
             if name in wanted:
-                figures[name] = _timed(name, partial(_socket_figure, module, stack, quick), steal)
+                figures[name] = _timed(name, partial(_socket_figure, module, stack, quick), machine)
     return figures
 
 
@@ -204,6 +209,11 @@ FIGURE_TIMEOUT_SECONDS = 600
 
 def _socket_figure(module: SocketFigure, live: Live, quick: bool) -> dict[str, Any]:
     data = module.prepare(live, quick=quick)
+    # This process plays the browsers. What it holds before the figure (Django, the data just
+    # made) is frozen out of its collector's way, as the worker's is: its full collections
+    # would otherwise go through it all, pausing every tab, and count as the app's lag.
+    gc.collect()
+    gc.freeze()
     measuring = module.measure(live, data, quick=quick)
     result: dict[str, Any] = asyncio.run(asyncio.wait_for(measuring, FIGURE_TIMEOUT_SECONDS))
     return result
@@ -212,15 +222,13 @@ def _socket_figure(module: SocketFigure, live: Live, quick: bool) -> dict[str, A
 def main() -> None:
     arguments = _arguments()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-    from tests.benchmarks.machine import CpuTimes, cpu_check_ms
     from tests.benchmarks.processes import stop_on_sigterm
 
     stop_on_sigterm()
-    started, cpu_before = time.monotonic(), CpuTimes.now()
+    started, machine = time.monotonic(), MachineReadings()
     commit = _commit()
-    check_before = cpu_check_ms()
     print(
-        f"commit {commit} · {os.cpu_count()} cores · CPU check {check_before} ms · "
+        f"commit {commit} · {os.cpu_count()} cores · CPU check {machine.check('start')} ms · "
         f"{'quick' if arguments.quick else 'full'}"
         f"{' · PostgreSQL' if arguments.postgres else ''}{' · Redis' if arguments.redis else ''}"
         f"{'' if arguments.app_settings == 'chatsite.settings' else ' · ' + arguments.app_settings}",
@@ -234,23 +242,19 @@ def main() -> None:
 
             redis.Redis.from_url(arguments.redis).flushdb()
             os.environ["REDIS_URL"] = arguments.redis
-        steal: dict[str, float] = {}
-        figures = _run(arguments, steal)
+        figures = _run(arguments, machine)
 
     from tests.benchmarks.targets import rows, table
 
-    machine = {
-        "cpu_check_ms": {"before": check_before, "after": cpu_check_ms()},
-        "steal_percent": {**steal, "whole run": CpuTimes.now().steal_percent_since(cpu_before)},
-    }
+    readings = machine.finish()
     found = rows(figures)
     seconds = round(time.monotonic() - started)
     print(
         f"\n{table(found)}\n\n{sum(r.met is True for r in found)} of "
         f"{sum(r.met is not None for r in found)} targets met · {seconds} s\n"
-        f"machine: CPU check {machine['cpu_check_ms']['before']} ms before, "
-        f"{machine['cpu_check_ms']['after']} ms after; "
-        f"{machine['steal_percent']['whole run']}% of CPU time stolen"
+        f"machine: CPU check {readings['cpu_check_ms']['start']} ms at the start, "
+        f"{readings['cpu_check_ms']['end']} ms at the end; "
+        f"{readings['steal_percent']['whole run']}% of CPU time stolen"
     )
     report = {
         "commit": commit,
@@ -261,7 +265,7 @@ def main() -> None:
         "app_settings": arguments.app_settings,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": seconds,
-        "machine": machine,
+        "machine": readings,
         "targets": [row.__dict__ for row in found],
         "figures": figures,
     }

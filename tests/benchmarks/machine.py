@@ -6,8 +6,8 @@ Figures measured against the direct stream cancel what the machine adds to every
 what it multiplies, so a figure is read with the machine's speed beside it:
 
 - the CPU check: milliseconds for a fixed piece of pure-Python work that does not depend on
-  the project's code (so it compares across commits), best of several tries, before and
-  after the figures;
+  the project's code (so it compares across commits), best of several tries, at the start,
+  before each figure and at the end;
 - steal: the share of CPU time the hypervisor gave to someone else while a figure ran
   (``/proc/stat``); it does not show all sharing (caches and memory are shared too), which is
   what the CPU check is for.
@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 # The CPU check's work: about 10 ms on this machine in a fast hour.
 _CHECK_ROUNDS = 400
@@ -68,3 +70,32 @@ class CpuTimes:
     def steal_percent_since(self, earlier: CpuTimes) -> float:
         elapsed = self.total - earlier.total
         return round(100 * (self.steal - earlier.steal) / elapsed, 1) if elapsed > 0 else 0.0
+
+
+@dataclass
+class MachineReadings:
+    """The machine's speed over one run: the CPU check at the start, before each figure and at
+    the end (a figure's own check says more than the run's first: the machine may still be
+    busy with the run before), and the share stolen while each figure ran."""
+
+    cpu_check_ms: dict[str, float] = field(default_factory=dict)
+    steal_percent: dict[str, float] = field(default_factory=dict)
+    _run_started: CpuTimes = field(default_factory=CpuTimes.now)
+
+    def check(self, moment: str) -> float:
+        self.cpu_check_ms[moment] = cpu_check_ms()
+        return self.cpu_check_ms[moment]
+
+    @contextmanager
+    def figure(self, name: str) -> Iterator[None]:
+        self.check(name)
+        before = CpuTimes.now()
+        try:
+            yield
+        finally:
+            self.steal_percent[name] = CpuTimes.now().steal_percent_since(before)
+
+    def finish(self) -> dict[str, dict[str, float]]:
+        self.check("end")
+        self.steal_percent["whole run"] = CpuTimes.now().steal_percent_since(self._run_started)
+        return {"cpu_check_ms": self.cpu_check_ms, "steal_percent": self.steal_percent}
