@@ -35,8 +35,12 @@ def test_a_run_reads_the_machine_at_its_start_before_each_figure_and_at_its_end(
     assert set(found["steal_percent"]) == {"pages", "whole run"}
 
 
+def _failing_figure() -> None:
+    raise RuntimeError("the figure failed")
+
+
 def test_a_figure_that_fails_still_has_its_reading() -> None:
     readings = MachineReadings()
     with pytest.raises(RuntimeError), readings.figure("latency"):
-        raise RuntimeError("the figure failed")
+        _failing_figure()
     assert "latency" in readings.steal_percent
