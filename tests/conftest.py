@@ -242,10 +242,11 @@ async def live(settings, fake_ollama: FakeOllamaServer) -> AsyncIterator[FakeOll
     await sync_to_async(connections.close_all)()
 
 
-def local_midday() -> datetime:
-    """Noon of today on the site's clock: an hour or a day either side of it stays on the
-    same day, or the one before, whatever the hour the tests run at."""
-    return timezone.localtime().replace(hour=12, minute=0, second=0, microsecond=0)
+def local_today_at(hour: int) -> datetime:
+    """Today at ``hour`` o'clock on the site's clock: a fixed point of today, whatever the hour
+    the tests run at (noon: an hour or a day either side of it stays on the same day, or the
+    one before)."""
+    return timezone.localtime().replace(hour=hour, minute=0, second=0, microsecond=0)
 
 
 def many_conversations(owner: User, model: LanguageModel, count: int, **fields: object) -> None:
@@ -253,7 +254,7 @@ def many_conversations(owner: User, model: LanguageModel, count: int, **fields: 
     today's noon back (for the sidebar's tests and benchmark). Counting back from noon and not
     from now keeps each one's day the same whenever the tests run: from now, one an hour old
     would be yesterday's between midnight and one."""
-    now = local_midday()
+    now = local_today_at(12)
     Conversation.objects.bulk_create(
         Conversation(
             owner=owner,

@@ -20,7 +20,7 @@ from conversations.fake_ollama import FakeOllamaServer
 from conversations.models import Conversation, LanguageModel, Message, SystemPrompt
 from conversations.services import system_prompt_save
 from tests.browsing import log_in, reply_article, screenshot, start_conversation
-from tests.conftest import live_server_environment, make_user
+from tests.conftest import live_server_environment, local_today_at, make_user
 from tests.live_server import LiveServer, daphne_process
 
 pytestmark = pytest.mark.browser
@@ -54,8 +54,7 @@ def conversation_with(
     owner = User.objects.get(username=owner_name)
     # A minute ago (what the test sends next comes after these messages), but never before
     # today's midnight on the site's clock, so that a chat of today is today's at any hour.
-    start_of_today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    moment = max(timezone.now() - timedelta(minutes=1), start_of_today)
+    moment = max(timezone.now() - timedelta(minutes=1), local_today_at(0))
     moment -= timedelta(days=age_days)
     conversation = Conversation.objects.create(
         owner=owner, model=model, model_name=model.name, title=title, updated_at=moment
